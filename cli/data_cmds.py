@@ -1,0 +1,90 @@
+"""``tvreid synth`` and ``tvreid index``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+
+@click.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write the dataset to.")
+@click.option("--ids", default=20, show_default=True, type=click.IntRange(1, 100000), help="Number of identities.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--format", "fmt", default="tvmars", show_default=True,
+              type=click.Choice(["tvmars", "mars", "cuhk-pedes"]), help="On-disk format to write.")
+def synth(out: str, ids: int, seed: int, fmt: str) -> None:
+    """Render a synthetic person re-id dataset in a real on-disk format."""
+    from training.synth import generate
+
+    summary = generate(out, ids=ids, seed=seed, fmt=fmt)
+    click.echo(str(summary))
+
+
+def _records_from_source(source: str, camera: str | None):
+    """TV-MARS root, MARS root, or a folder of tracklet folders → gallery records."""
+    from tvreid_sdk.gallery import TrackletRecord
+    from tvreid_sdk.indexing import discover_tracklet_folders
+
+    root = Path(source)
+    kind = "tvmars" if (root / "test_gallery_info").is_dir() or (root / "train_info").is_dir() else \
+        "mars" if (root / "info" / "tracks_test_info.mat").is_file() else "folders"
+    if kind == "folders":
+        return kind, discover_tracklet_folders(root, camera)
+    from training.data import DATASETS
+
+    data = DATASETS.get(kind)(str(root), on_missing="fail")
+    split = list(data.query) + list(data.gallery) or list(data.train)
+    records = [TrackletRecord(key=t.track_id, camera=camera or f"C{t.camid + 1}", source=str(root),
+                              frame_paths=tuple(t.frames), person_id=t.raw_pid or str(t.pid),
+                              caption=t.captions[0] if t.captions else None) for t in split]
+    return kind, records
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.option("--bundle", "bundle_path", type=click.Path(), help="Model bundle (default: the demo model).")
+@click.option("--gallery", "gallery_path", required=True, type=click.Path(file_okay=False),
+              help="Gallery directory (created when missing).")
+@click.option("--camera", default=None, help="Camera name for every tracklet (default: from file names).")
+@click.option("--backend", default="auto", show_default=True)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--on-bad-frame", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: stop at the first corrupt frame; skip: leave it out and report it.")
+def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad_frame) -> None:
+    """Encode the tracklets under SOURCE into a gallery (re-running resumes)."""
+    from tvreid_sdk import Encoder, Gallery, demo_paths
+    from tvreid_sdk.indexing import index_records
+
+    encoder = Encoder.from_bundle(bundle_path or demo_paths().bundle, backend=backend)
+    kind, records = _records_from_source(source, camera)
+    gpath = Path(gallery_path)
+    gallery = Gallery.open(gpath, model_id=encoder.model_id) if (gpath / "gallery.sqlite").exists() else \
+        Gallery.create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim)
+    with gallery:
+        bar = _progress(len(records), f"indexing {kind}")
+        report = index_records(encoder, gallery, records, batch_size=batch_size, on_bad_frame=on_bad_frame,
+                               progress=bar.update)
+        bar.close()
+    click.echo(f"{gpath}: {report.summary()}")
+
+
+class _progress:
+    def __init__(self, total: int, desc: str):
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="tracklet", leave=False)
+        except ImportError:
+            self.bar = None
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+COMMANDS = [synth, index]

@@ -1,0 +1,55 @@
+"""The ``tvreid`` command line. Each command parses its options and makes one library call."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tvreid_sdk import __version__
+from tvreid_sdk.errors import TvreidError
+
+
+class _Group(click.Group):
+    """Turns every :class:`TvreidError` (and a few other expected failures) into one clear line + exit 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TvreidError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyError as exc:  # registry misses carry a complete message
+            click.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tvreid")
+def cli() -> None:
+    """Find a person in camera footage from a sentence.
+
+    \b
+    tvreid match "man in red jacket walking"      search the demo gallery
+    tvreid index FRAMES/ --bundle B --gallery G    add tracklets to a gallery
+    tvreid train RECIPE --data ROOT --out RUN      train a model
+    tvreid export RUN --out BUNDLE                 export it for deployment
+    """
+
+
+def _register() -> None:
+    from . import data_cmds, export_cmd, match_cmd, train_cmds
+
+    for module in (data_cmds, train_cmds, export_cmd, match_cmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="tvreid")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""``tvreid match``: text query → ranked tracklets (table, JSON or HTML contact sheet)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from tvreid_sdk.errors import ConfigError, QueryRejectedError
+
+
+def parse_time(text: str | None, option: str) -> float | None:
+    """ISO 8601 (``2024-05-01T10:00:00``, optional offset; naive = UTC) → unix seconds."""
+    if text is None:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not an ISO 8601 time; write e.g. 2024-05-01T10:00:00") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp.timestamp()
+
+
+def format_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@click.command()
+@click.argument("text")
+@click.option("--bundle", "bundle_path", type=click.Path(), help="Model bundle (default: the demo model).")
+@click.option("--gallery", "gallery_path", type=click.Path(), help="Gallery directory (default: the demo gallery).")
+@click.option("-k", "--top-k", "k", default=10, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--camera", "cameras", multiple=True, help="Only these cameras (repeatable).")
+@click.option("--since", help="Only tracklets ending at or after this ISO 8601 time.")
+@click.option("--until", help="Only tracklets starting at or before this ISO 8601 time.")
+@click.option("--backend", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML contact sheet.")
+def match(text, bundle_path, gallery_path, k, cameras, since, until, backend, as_json, html_path) -> None:
+    """Find the tracklets that best match TEXT, e.g. "man in red jacket walking"."""
+    from tvreid_sdk import Encoder, Gallery, demo_paths
+
+    if not text.strip():
+        raise QueryRejectedError("the query is empty; describe the person, e.g. \"man in red jacket walking\"")
+    t_since, t_until = parse_time(since, "--since"), parse_time(until, "--until")
+    if bundle_path is None or gallery_path is None:
+        demo = demo_paths()
+        bundle_path, gallery_path = bundle_path or demo.bundle, gallery_path or demo.gallery
+    encoder = Encoder.from_bundle(bundle_path, backend=backend)
+    with Gallery.open(gallery_path, model_id=encoder.model_id, readonly=True) as gallery:
+        query = encoder.encode_text([text])
+        hits = gallery.search(query, k=k, cameras=list(cameras) or None, since=t_since, until=t_until)[0]
+        rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "camera": h.camera,
+                 "start": format_time(h.start_time), "end": format_time(h.end_time), "person_id": h.person_id}
+                for i, h in enumerate(hits)]
+        if html_path:
+            from .contact_sheet import write_contact_sheet
+
+            write_contact_sheet(html_path, text, rows, gallery)
+    if as_json:
+        click.echo(json.dumps({"query": text, "k": k, "results": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("no tracklets match the filters")
+        return
+    click.echo(f"{'rank':>4}  {'score':>6}  {'tracklet':<24} {'camera':<10} time span")
+    for r in rows:
+        click.echo(f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {r['start']} → {r['end']}")
+    if html_path:
+        click.echo(f"contact sheet: {html_path}")
+
+
+COMMANDS = [match]

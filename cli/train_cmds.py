@@ -1,0 +1,50 @@
+"""``tvreid train`` and ``tvreid eval``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tvreid_sdk.errors import ConfigError
+
+
+@click.command()
+@click.argument("recipe")
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset root in its released layout (e.g. a TV-MARS root).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--init-clip", type=click.Path(exists=True, dir_okay=False),
+              help="Start from OpenAI/open_clip CLIP weights (.pt state dict or .safetensors).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value, e.g. optim.lr=3e-5.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+def train(recipe, data_root, out_dir, init_clip, overrides, resume) -> None:
+    """Train a model from RECIPE (a YAML path or a bundled recipe name)."""
+    from training.config import load_recipe
+    from training.engine import train as run_training
+
+    sets = list(overrides) + ([f"model.init_clip={init_clip}"] if init_clip else [])
+    cfg = load_recipe(recipe, sets)
+    if Path(out_dir, "resume.json").exists() and not resume:
+        raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    result = run_training(cfg, data_root, out_dir, resume=resume, log=click.echo)
+    click.echo(json.dumps(result, indent=2))
+
+
+@click.command(name="eval")
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def eval_cmd(run, data_root, as_json) -> None:
+    """Evaluate a run directory or checkpoint with the t2v protocol (R1/R5/R10/mAP/mINP)."""
+    from training.evaluate import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(run, data_root)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    click.echo(f"protocol {metrics['protocol']}: " + "  ".join(
+        f"{k} {metrics[k]:.2f}" for k in ("R1", "R5", "R10", "mAP", "mINP")))
+
+
+COMMANDS = [train, eval_cmd]

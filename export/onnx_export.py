@@ -1,0 +1,269 @@
+"""Trace the encoder graphs to ONNX and clean them up for GPU runtimes.
+
+Exporter choice: the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``). With the static-shape wrappers
+of :mod:`export.onnx_graphs` it gives constant ``Reshape`` shapes (batch as ``-1``) and a dynamic batch axis via
+``dynamic_axes``, and ``autograd.Function.symbolic`` lets the fused variant emit ``com.microsoft.Attention``
+directly. The dynamo exporter (torch's default since 2.9) turns every symbolic batch size into a
+``Shape→Gather→Concat→Reshape`` chain, which ONNX Runtime places on the CPU and which blocks CUDA graphs. The
+exporter is pinned in one place (:func:`_torch_export`); the checks below fail loudly if a future torch changes
+the graph.
+
+After tracing: constants are folded (``onnx.reference``), graph I/O shapes are written out, ``tvreid.*`` metadata is
+embedded and :func:`shape_subgraph_nodes` must find nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from tvreid_sdk.errors import ModelFormatError
+from tvreid_sdk.modeling.clip import CLIPTowers
+
+from .onnx_graphs import FrameEncoderGraph, TextEncoderGraph, VideoEncoderGraph
+
+OPSET = 17  # LayerNormalization is one op from 17 on
+MS_DOMAIN = "com.microsoft"
+ROLES = ("text_encoder", "video_encoder", "frame_encoder")
+DUMMY_BATCH = 2  # >= 2, or the tracer may bake a batch of 1 into the graph
+_SHAPE_OPS = {"Shape", "Size"}
+_SHAPE_CONSUMERS = {"Reshape", "Expand", "ConstantOfShape", "Tile", "Slice", "Range", "Resize", "Pad"}
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphSpec:
+    """What a role's graph takes and returns (static dims; batch is always dynamic)."""
+
+    role: str
+    inputs: tuple[tuple[str, int, tuple[int, ...]], ...]  # (name, onnx elem type, dims after batch)
+    output: tuple[str, tuple[int, ...]] = ("embeddings", ())
+
+
+def graph_spec(towers_cfg, role: str, num_frames: int) -> GraphSpec:
+    """I/O spec of ``role`` for an :class:`~tvreid_sdk.modeling.arch.ArchCfg`."""
+    h, w = towers_cfg.vision.image_size
+    d = towers_cfg.embed_dim
+    if role == "text_encoder":
+        ctx = towers_cfg.text.context_length
+        return GraphSpec(role, (("input_ids", TensorProto.INT32, (ctx,)), ("eot_index", TensorProto.INT32, ())),
+                         ("embeddings", (d,)))
+    if role == "video_encoder":
+        return GraphSpec(role, (("frames", TensorProto.UINT8, (num_frames, h, w, 3)),), ("embeddings", (d,)))
+    if role == "frame_encoder":
+        return GraphSpec(role, (("frames", TensorProto.UINT8, (h, w, 3)),), ("embeddings", (d,)))
+    raise ValueError(f"unknown graph role {role!r}; known: {ROLES}")
+
+
+def dummy_inputs(spec: GraphSpec, batch: int = DUMMY_BATCH, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random example inputs for tracing (values in range, EOT positions valid)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for name, elem, dims in spec.inputs:
+        if elem == TensorProto.UINT8:
+            out.append(torch.randint(0, 256, (batch, *dims), generator=gen, dtype=torch.uint8))
+        elif name == "eot_index":
+            out.append(torch.randint(1, 77, (batch,), generator=gen, dtype=torch.int32))
+        else:
+            out.append(torch.randint(1, 49405, (batch, *dims), generator=gen, dtype=torch.int32))
+    return tuple(out)
+
+
+def build_graph_module(towers: CLIPTowers, role: str, num_frames: int, fused_attention: bool) -> torch.nn.Module:
+    """The eval-mode wrapper module for ``role``."""
+    if role == "text_encoder":
+        module = TextEncoderGraph(towers, fused_attention)
+    elif role == "video_encoder":
+        module = VideoEncoderGraph(towers, num_frames, fused_attention)
+    elif role == "frame_encoder":
+        module = FrameEncoderGraph(towers, fused_attention)
+    else:
+        raise ValueError(f"unknown graph role {role!r}; known: {ROLES}")
+    return module.eval()
+
+
+def export_graph(towers: CLIPTowers, role: str, path: str | os.PathLike, *, num_frames: int,
+                 fused_attention: bool = False, metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+    """Export one encoder graph to ``path`` (single file, no external data) and return the saved model.
+
+    Args:
+        towers: the towers, in eval mode.
+        role: ``text_encoder`` | ``video_encoder`` | ``frame_encoder``.
+        path: destination ``.onnx`` file.
+        num_frames: T of the video graph.
+        fused_attention: emit ``com.microsoft.Attention`` (the CUDA-EP variant).
+        metadata: extra ``metadata_props`` (``tvreid.*`` keys by convention).
+
+    Raises:
+        ModelFormatError: the towers are in training mode, or the exported graph still computes shapes at run time.
+    """
+    if towers.training:
+        raise ModelFormatError("the towers are in training mode; call .eval() before exporting "
+                               "(dropout/checkpointing would be traced into the graph)")
+    cfg = towers.cfg
+    if tuple(cfg.vision.image_size) != tuple(cfg.preprocess.image_size):
+        raise ModelFormatError(f"arch {cfg.name!r}: vision.image_size {cfg.vision.image_size} differs from "
+                               f"preprocess.image_size {cfg.preprocess.image_size}; the graph takes frames resized "
+                               "to the preprocess size, so make them equal in the architecture config")
+    spec = graph_spec(cfg, role, num_frames)
+    module = build_graph_module(towers, role, num_frames, fused_attention)
+    args = dummy_inputs(spec)
+    with torch.no_grad():
+        module(*args)  # dry run: shape errors surface here with a torch traceback, not inside the exporter
+    path = Path(path)
+    _torch_export(module, args, path, spec, fused_attention)
+    model = onnx.load(str(path))
+    model = fold_constants(model)
+    _set_io_shapes(model, spec)
+    meta = {"tvreid.role": role, "tvreid.arch": cfg.name, "tvreid.embed_dim": str(cfg.embed_dim),
+            "tvreid.num_frames": str(num_frames), "tvreid.variant": "cuda-fused" if fused_attention else "default"}
+    meta.update(metadata or {})
+    set_metadata(model, meta)
+    leftovers = shape_subgraph_nodes(model)
+    if leftovers:
+        raise ModelFormatError(f"{role}: the exported graph computes shapes at run time ({leftovers[:5]}); this "
+                               "blocks CUDA graphs. The torch exporter changed behaviour: pin torch or report a bug.")
+    onnx.save(model, str(path))
+    return model
+
+
+def _torch_export(module, args, path: Path, spec: GraphSpec, fused: bool) -> None:
+    names = [name for name, _, _ in spec.inputs]
+    dynamic = {name: {0: "batch"} for name in names}
+    dynamic[spec.output[0]] = {0: "batch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
+        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=names,
+                          output_names=[spec.output[0]], dynamic_axes=dynamic, do_constant_folding=True,
+                          custom_opsets={MS_DOMAIN: 1} if fused else None)
+
+
+def fold_constants(model: onnx.ModelProto, max_elements: int = 1 << 22) -> onnx.ModelProto:
+    """Replace every default-domain node whose inputs are all constants by initializers (in place).
+
+    The TorchScript exporter leaves small constant subgraphs (e.g. the pads of ``F.pad`` built with
+    ``ConstantOfShape/Concat/Slice``) and ``Identity`` copies of parameters; folding them here keeps the shipped
+    graph free of work that runtimes would otherwise redo (or place on the CPU).
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    consts: dict[str, np.ndarray] = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    kept, new_inits = [], []
+    alias: dict[str, str] = {}
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in alias:
+                node.input[k] = alias[name]
+        if node.op_type == "Identity" and node.input[0] in consts and node.output[0] not in outputs:
+            alias[node.output[0]] = node.input[0]
+            continue
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            value = _run_single(ReferenceEvaluator, node, [])[0]
+            consts[node.output[0]] = value
+            new_inits.append(numpy_helper.from_array(value, node.output[0]))
+            continue
+        foldable = (node.domain in ("", "ai.onnx") and all(not i or i in consts for i in node.input)
+                    and not any(o in outputs for o in node.output))
+        if foldable:
+            values = _run_single(ReferenceEvaluator, node, [consts[i] if i else None for i in node.input])
+            if all(np.asarray(v).size <= max_elements for v in values):
+                for name, value in zip(node.output, values):
+                    value = np.asarray(value)
+                    consts[name] = value
+                    new_inits.append(numpy_helper.from_array(value, name))
+                continue
+        kept.append(node)
+    used = {i for node in kept for i in node.input} | outputs
+    inits = [i for i in list(graph.initializer) + new_inits if i.name in used]
+    seen: set[str] = set()
+    unique = [i for i in inits if not (i.name in seen or seen.add(i.name))]
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.initializer[:]
+    graph.initializer.extend(unique)
+    del graph.value_info[:]
+    return model
+
+
+def _run_single(evaluator_cls, node: onnx.NodeProto, values: list) -> list:
+    inputs = [helper.make_tensor_value_info(f"in{k}", helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype), None)
+              for k, v in enumerate(values) if v is not None]
+    names, feed, k = [], {}, 0
+    for v in values:
+        if v is None:
+            names.append("")
+        else:
+            names.append(f"in{k}")
+            feed[f"in{k}"] = np.asarray(v)
+            k += 1
+    outs = [helper.make_tensor_value_info(f"out{j}", TensorProto.UNDEFINED, None) for j in range(len(node.output))]
+    clone = helper.make_node(node.op_type, names, [o.name for o in outs], domain=node.domain)
+    clone.attribute.extend(node.attribute)
+    g = helper.make_graph([clone], "fold", inputs, outs)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    return list(evaluator_cls(m).run(None, feed))
+
+
+def _set_io_shapes(model: onnx.ModelProto, spec: GraphSpec) -> None:
+    """Write the declared I/O shapes (``batch`` + static dims) so readers never see exporter-invented names."""
+    for vi in model.graph.input:
+        dims = next(d for name, _, d in spec.inputs if name == vi.name)
+        _write_dims(vi, ("batch", *dims))
+    for vi in model.graph.output:
+        _write_dims(vi, ("batch", *spec.output[1]))
+
+
+def _write_dims(vi: onnx.ValueInfoProto, dims) -> None:
+    shape = vi.type.tensor_type.shape
+    del shape.dim[:]
+    for d in dims:
+        dim = shape.dim.add()
+        if isinstance(d, str):
+            dim.dim_param = d
+        else:
+            dim.dim_value = d
+
+
+def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
+    """Set (replace) ``metadata_props`` entries."""
+    keep = [p for p in model.metadata_props if p.key not in meta]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in sorted(meta.items()):
+        model.metadata_props.add(key=key, value=str(value))
+
+
+def shape_subgraph_nodes(model: onnx.ModelProto) -> list[str]:
+    """Nodes that compute tensor shapes at run time (``Shape``/``Size`` and what they feed into shape inputs).
+
+    ONNX Runtime places such nodes on the CPU EP (their outputs are host tensors), which forces device↔host copies
+    and disables CUDA graphs. Our graphs should have none: every reshape uses ``-1`` for the batch and constants
+    elsewhere. Returns ``"OpType:name"`` strings, empty when the graph is clean.
+    """
+    tainted: set[str] = set()
+    found = []
+    for node in model.graph.node:
+        if node.op_type in _SHAPE_OPS:
+            tainted.update(node.output)
+            found.append(f"{node.op_type}:{node.name}")
+        elif any(i in tainted for i in node.input):
+            tainted.update(node.output)
+            if node.op_type in _SHAPE_CONSUMERS:
+                found.append(f"{node.op_type}:{node.name}")
+    return found
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """``{"[domain::]OpType": count}`` over the main graph."""
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        key = f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+        counts[key] = counts.get(key, 0) + 1
+    return counts

@@ -1,0 +1,138 @@
+"""Training recipes: nested frozen dataclasses loaded from YAML with ``_base_`` and ``key=value`` overrides."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tvreid_sdk.config import JsonCfg
+from tvreid_sdk.errors import ConfigError
+
+RECIPE_DIR = Path(__file__).parent / "recipes"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection(JsonCfg):
+    arch: str = "dmca-vit-b32"
+    losses: str = "msc+vtc"  # '+'-joined names from training.losses.LOSSES
+    cmt_depth: int = 4  # global integrator layers
+    logit_scale: float = 50.0
+    mlm_prob: float = 0.15
+    init_clip: str = ""  # OpenAI/open_clip CLIP weights to start from; empty = random init
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection(JsonCfg):
+    dataset: str = "tvmars"
+    num_frames: int = 8
+    train_sampler: str = "rrs_train"
+    test_sampler: str = "rss"
+    batch_size: int = 32
+    batch_sampler: str = "random"  # random | identity
+    num_instances: int = 4  # K tracklets per identity for the identity sampler
+    all_captions: bool = False
+    flip_prob: float = 0.5  # one horizontal flip decision per tracklet
+    erasing_prob: float = 0.5  # random erasing, per frame
+    workers: int = 2
+    cache_frames: bool = False  # keep resized frames in memory (small datasets, CPU runs)
+    on_missing: str = "fail"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSection(JsonCfg):
+    lr: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-3
+    weight_decay: float = 4e-5
+    bias_lr_factor: float = 2.0
+    weight_decay_bias: float = 0.0
+    lr_factor: float = 5.0  # "cross", "classifier", "mlm_head" parameters
+    epochs: int = 60
+    warmup_epochs: int = 5
+    warmup_factor: float = 0.1
+    schedule: str = "cosine"
+    grad_clip: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSection(JsonCfg):
+    seed: int = 1
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32: autocast dtype (weights stay fp32)
+    compile: bool = False
+    grad_checkpointing: bool = False
+    eval_every: int = 5  # epochs
+    log_every: int = 20  # steps
+    max_steps_per_epoch: int = 0  # 0 = full epoch
+    progress: bool = True
+    device: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainCfg(JsonCfg):
+    name: str = "dmca"
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    optim: OptimSection = OptimSection()
+    run: RunSection = RunSection()
+
+    _nested = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "run": RunSection}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_yaml(path: Path, depth: int = 0) -> dict:
+    if depth > 8:
+        raise ConfigError(f"{path}: _base_ chain is deeper than 8; is there a cycle?")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a YAML mapping")
+    base = data.pop("_base_", None)
+    if base:
+        data = _merge(_read_yaml(resolve_recipe(str(base), relative_to=path.parent), depth + 1), data)
+    return data
+
+
+def resolve_recipe(name: str, relative_to: Path | None = None) -> Path:
+    """A recipe path, or a bundled recipe name (``dmca_tvmars_vitb32``)."""
+    for cand in (Path(name), (relative_to or Path.cwd()) / name, RECIPE_DIR / name, RECIPE_DIR / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    known = ", ".join(p.stem for p in sorted(RECIPE_DIR.glob("*.yaml")))
+    raise ConfigError(f"recipe {name!r} not found; give a YAML path or one of: {known}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr=3e-5"`` → ``(["optim", "lr"], 3e-5)`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainCfg:
+    """Load a recipe file (with ``_base_`` inheritance) and apply ``--set`` overrides."""
+    data = _read_yaml(resolve_recipe(name))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+        node[path[-1]] = value
+    return TrainCfg.from_dict(data)
+
+
+def save_cfg(cfg: TrainCfg, path: Path) -> None:
+    path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))

@@ -1,0 +1,114 @@
+"""Torch datasets over loaded tracklets, built on the SDK's one decode/preprocess/sampler/tokenizer."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tvreid_sdk.config import PreprocessCfg
+from tvreid_sdk.text import get_tokenizer
+from tvreid_sdk.vision.augment import random_erasing, random_horizontal_flip_sequence
+from tvreid_sdk.vision.decode import load_image
+from tvreid_sdk.vision.preprocess import resize_frame
+from tvreid_sdk.vision.sampling import sample_indices
+
+from .data.records import Tracklet
+from .masking import mask_tokens
+
+
+class FrameCache:
+    """Decoded, resized frames by path; optional (small datasets, CPU training)."""
+
+    def __init__(self, cfg: PreprocessCfg, enabled: bool):
+        self.cfg = cfg
+        self.enabled = enabled
+        self._frames: dict[str, np.ndarray] = {}
+
+    def get(self, path: str, index: int) -> np.ndarray:
+        frame = self._frames.get(path) if self.enabled else None
+        if frame is None:
+            frame = resize_frame(load_image(path, frame_index=index), self.cfg)  # [H,W,3] uint8
+            if self.enabled:
+                self._frames[path] = frame
+        return frame
+
+
+def tokenize_captions(captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All captions at once → ids ``int64 [N,77]``, EOT positions ``int64 [N]`` (over-long ones truncated)."""
+    batch = get_tokenizer()(captions, truncate=True)
+    return batch.ids.astype(np.int64), batch.eot_index.astype(np.int64)
+
+
+class TextVideoTrainSet(torch.utils.data.Dataset):
+    """(tracklet, caption) training pairs with DMCA's augmentation and MLM masking.
+
+    Every random draw comes from a generator seeded by ``(seed, epoch, index)``, so batches are
+    identical whatever the number of workers, and a resumed run replays the same data.
+
+    Args:
+        tracklets: training tracklets (train pids already relabelled 0..N-1).
+        preprocess: resize config (normalisation happens on the batch, in torch).
+        num_frames: T.
+        sampler: frame sampler name (``rrs_train`` in the release).
+        all_captions: one item per caption instead of the first caption only.
+        mlm_prob: masking probability for the ``msc`` loss (0 disables masking).
+    """
+
+    def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int = 8,
+                 sampler: str = "rrs_train", all_captions: bool = False, mlm_prob: float = 0.15,
+                 flip_prob: float = 0.5, erasing_prob: float = 0.5, seed: int = 1, cache_frames: bool = False):
+        self.items: list[tuple[int, str]] = []
+        for i, trk in enumerate(tracklets):
+            caps = trk.captions if all_captions else trk.captions[:1]
+            self.items.extend((i, c) for c in caps)
+        if not self.items:
+            raise ValueError("no (tracklet, caption) pairs to train on: the training split has no captions")
+        self.tracklets = tracklets
+        self.ids, self.eot = tokenize_captions([c for _, c in self.items])
+        self.pids = np.array([tracklets[i].pid for i, _ in self.items], dtype=np.int64)  # [N]
+        self.num_frames, self.sampler, self.mlm_prob = num_frames, sampler, mlm_prob
+        self.flip_prob, self.erasing_prob, self.seed = flip_prob, erasing_prob, seed
+        self.cache = FrameCache(preprocess, cache_frames)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        trk = self.tracklets[self.items[index][0]]
+        idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, rng)  # [T]
+        frames = [self.cache.get(trk.frames[j], int(j)) for j in idx]
+        frames = random_horizontal_flip_sequence(frames, rng, p=self.flip_prob)
+        frames = [random_erasing(f, rng, p=self.erasing_prob) for f in frames]
+        item = {
+            "frames": torch.from_numpy(np.stack(frames)),  # [T,H,W,3] uint8
+            "ids": torch.from_numpy(self.ids[index]),
+            "eot": torch.tensor(self.eot[index]),
+            "pids": torch.tensor(self.pids[index]),
+        }
+        if self.mlm_prob > 0:
+            masked, labels = mask_tokens(self.ids[index], rng, self.mlm_prob)
+            item["mlm_ids"] = torch.from_numpy(masked)
+            item["mlm_labels"] = torch.from_numpy(labels)
+        return item
+
+
+class TrackletEvalSet(torch.utils.data.Dataset):
+    """Test tracklets with a deterministic sampler (``rss``) for gallery embedding."""
+
+    def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int = 8,
+                 sampler: str = "rss", cache_frames: bool = False):
+        self.tracklets = tracklets
+        self.num_frames, self.sampler = num_frames, sampler
+        self.cache = FrameCache(preprocess, cache_frames)
+
+    def __len__(self) -> int:
+        return len(self.tracklets)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        trk = self.tracklets[index]
+        idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, 0)  # [T]
+        return torch.from_numpy(np.stack([self.cache.get(trk.frames[j], int(j)) for j in idx]))  # [T,H,W,3]

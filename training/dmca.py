@@ -1,0 +1,167 @@
+"""DMCA (TV-MARS): CLIP towers + the training-only multi-scale context ("msc") branch.
+
+At test time DMCA is a pure dual encoder (video = mean of per-frame CLS, text = EOT token). The msc
+branch — local contextualizer, global integrator and dynamic weighting feeding an MLM head — exists
+only to compute the masked-language-model loss, so it lives here and never reaches an export.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.clip import CLIPTowers, LayerNormFp32, QuickGELU, Transformer, gather_eot
+
+from .losses import id_loss, mlm_loss, sdm_loss, vtc_loss
+
+
+class MSCBranch(nn.Module):
+    """Local contextualizer + global integrator + dynamic weighting + MLM head.
+
+    Parameter names keep the released code's words ("cross", "mlm_head") because the optimiser's
+    ×5 learning-rate rule selects parameters by those names.
+
+    Args:
+        dim: token width D (512 for CLIP B models).
+        heads: attention heads (D / 64 in the release).
+        depth: layers of the global integrator's transformer (``cmt_depth`` = 4).
+        vocab_size: MLM output classes (49408).
+    """
+
+    def __init__(self, dim: int = 512, heads: int = 8, depth: int = 4, vocab_size: int = 49408):
+        super().__init__()
+        # Local contextualizer: one MHA shared by all frames; queries = masked caption, keys = one frame.
+        self.local_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln_local_t = LayerNormFp32(dim)
+        self.ln_local_v = LayerNormFp32(dim)
+        # Global integrator: cross-attention to time-averaged tokens, then a transformer.
+        self.cross_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln_pre_t = LayerNormFp32(dim)
+        self.ln_pre_i = LayerNormFp32(dim)
+        self.cross_modal_transformer = Transformer(dim, depth, heads)
+        self.ln_post = LayerNormFp32(dim)
+        # Dynamic weighting: one learnable scalar, a = sigmoid(alpha).
+        self.alpha = nn.Parameter(torch.tensor(0.5))
+        self.fusion = nn.Sequential(nn.Linear(2 * dim, dim), QuickGELU(), LayerNormFp32(dim))
+        self.mlm_head = nn.Sequential()
+        self.mlm_head.add_module("dense", nn.Linear(dim, dim))
+        self.mlm_head.add_module("gelu", QuickGELU())
+        self.mlm_head.add_module("ln", LayerNormFp32(dim))
+        self.mlm_head.add_module("fc", nn.Linear(dim, vocab_size))
+        self._init_like_irra(dim, depth)
+
+    def _init_like_irra(self, dim: int, depth: int) -> None:
+        scale = dim ** -0.5
+        proj_std = scale * ((2 * depth) ** -0.5)
+        fc_std = (2 * dim) ** -0.5
+        for block in self.cross_modal_transformer.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=scale)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        for attn in (self.cross_attn, self.local_attn):
+            nn.init.normal_(attn.in_proj_weight, std=scale)
+            nn.init.normal_(attn.out_proj.weight, std=proj_std)
+        nn.init.normal_(self.mlm_head.dense.weight, std=fc_std)
+        nn.init.normal_(self.mlm_head.fc.weight, std=proj_std)
+
+    def fused_features(self, text_tokens: torch.Tensor, video_tokens: torch.Tensor) -> torch.Tensor:
+        """Masked-caption tokens ``[B,77,D]`` + video tokens ``[B,T,L,D]`` → fused features ``[B,77,D]``."""
+        b, t, length, d = video_tokens.shape
+        # Local contextualizer, all frames in one batched call: [B*T,77,D] attends to [B*T,L,D].
+        q_local = self.ln_local_t(text_tokens).repeat_interleave(t, dim=0)  # [B*T,77,D]
+        kv_local = self.ln_local_v(video_tokens.reshape(b * t, length, d))  # [B*T,L,D]
+        local = self.local_attn(q_local, kv_local, kv_local, need_weights=False)[0]  # [B*T,77,D]
+        local = local.view(b, t, -1, d).mean(1)  # [B,77,D], averaged over frames
+        # Global integrator on tokens averaged over time per position.
+        glob_kv = self.ln_pre_i(video_tokens.mean(1))  # [B,L,D]
+        glob = self.cross_attn(self.ln_pre_t(text_tokens), glob_kv, glob_kv, need_weights=False)[0]  # [B,77,D]
+        glob = self.ln_post(self.cross_modal_transformer(glob))
+        a = torch.sigmoid(self.alpha)
+        return self.fusion(torch.cat([a * local, (1 - a) * glob], dim=-1))  # [B,77,D]
+
+    def forward(self, text_tokens: torch.Tensor, video_tokens: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """MLM logits. With ``positions`` (a bool mask ``[B,77]``) only those rows are projected to the
+        vocabulary (``[M,V]``) — the same loss as projecting all 77 tokens, far less work."""
+        fused = self.fused_features(text_tokens, video_tokens)
+        if positions is not None:
+            fused = fused[positions]  # [M,D]
+        return self.mlm_head(fused)
+
+
+class DMCA(nn.Module):
+    """The full training model.
+
+    Args:
+        arch: the towers' architecture.
+        losses: loss names, e.g. ``("msc", "vtc")``.
+        num_classes: training identities (needed by ``id``).
+        cmt_depth: global integrator depth.
+        logit_scale: fixed inverse temperature (50 in the release).
+    """
+
+    def __init__(self, arch: ArchCfg, losses: tuple[str, ...] = ("msc", "vtc"), num_classes: int = 0,
+                 cmt_depth: int = 4, logit_scale: float = 50.0):
+        super().__init__()
+        self.arch = arch
+        self.losses = tuple(losses)
+        self.towers = CLIPTowers(arch)
+        d = arch.embed_dim
+        self.msc = MSCBranch(d, max(1, d // 64), cmt_depth, arch.text.vocab_size) if "msc" in self.losses else None
+        if "id" in self.losses:
+            if num_classes <= 0:
+                raise ValueError("the 'id' loss needs num_classes > 0")
+            self.classifier = nn.Linear(d, num_classes)
+            nn.init.normal_(self.classifier.weight, std=0.001)
+            nn.init.zeros_(self.classifier.bias)
+        self.register_buffer("logit_scale", torch.tensor(float(logit_scale)), persistent=False)
+
+    def encode_video_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """Normalised frames ``[B,T,3,H,W]`` → per-frame tokens ``[B,T,L,D]``."""
+        b, t = frames.shape[:2]
+        tokens = self.towers.encode_image_tokens(frames.flatten(0, 1))  # [B*T,L,D]
+        return tokens.view(b, t, *tokens.shape[1:])
+
+    def embed(self, frames: torch.Tensor, ids: torch.Tensor, eot_index: torch.Tensor):
+        """Test-time embeddings (unnormalised): video ``[B,D]`` (mean of CLS over T), text ``[B,D]`` (EOT)."""
+        video_tokens = self.encode_video_tokens(frames)
+        text = gather_eot(self.towers.encode_text_tokens(ids), eot_index)
+        return video_tokens[:, :, 0].mean(1), text, video_tokens
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss terms for one batch.
+
+        ``batch`` keys: ``frames [B,T,3,H,W]`` float (normalised), ``ids [B,77]``, ``eot [B]``,
+        ``pids [B]``, and for ``msc`` ``mlm_ids [B,77]`` and ``mlm_labels [B,77]`` (0 = not masked).
+        Returns a dict of ``<name>_loss`` tensors plus ``loss`` (their sum).
+        """
+        video, text, video_tokens = self.embed(batch["frames"], batch["ids"], batch["eot"])
+        scale = float(self.logit_scale)
+        out: dict[str, torch.Tensor] = {}
+        if "vtc" in self.losses:
+            out["vtc_loss"] = vtc_loss(video, text, scale)
+        if "sdm" in self.losses:
+            out["sdm_loss"] = sdm_loss(video, text, batch["pids"], scale)
+        if "id" in self.losses:
+            out["id_loss"] = id_loss(self.classifier, video, text, batch["pids"])
+        if self.msc is not None:
+            mlm_tokens = self.towers.encode_text_tokens(batch["mlm_ids"])  # [B,77,D]
+            labels = batch["mlm_labels"]
+            positions = labels > 0  # [B,77]
+            logits = self.msc(mlm_tokens, video_tokens, positions)  # [M,V]
+            out["msc_loss"] = mlm_loss(logits, labels[positions])
+            with torch.no_grad():
+                out["mlm_acc"] = (logits.argmax(-1) == labels[positions]).float().mean()
+        out["loss"] = sum(v for k, v in out.items() if k.endswith("_loss"))
+        return out
+
+
+def tower_state_dict(model: DMCA) -> dict[str, torch.Tensor]:
+    """The towers' weights with their export names (``visual.*``, ``text.*``)."""
+    return {k: v for k, v in model.towers.state_dict().items()}
+
+
+def normalized(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x.float(), dim=-1)

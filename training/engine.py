@@ -1,0 +1,263 @@
+"""The DMCA training loop: mixed precision, optional compile/checkpointing/DDP, exact resume, evaluation."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tvreid_sdk.config import SamplerCfg
+from tvreid_sdk.modeling.arch import get_arch
+from tvreid_sdk.vision.preprocess import normalize_torch
+
+from .checkpoint import load_model_into, load_resume, save_model, save_resume
+from .config import TrainCfg, save_cfg
+from .data import DATASETS
+from .data.records import Dataset
+from .data.samplers import IdentityBalancedSampler, RandomBatchSampler
+from .dataset import TextVideoTrainSet, TrackletEvalSet, tokenize_captions
+from .dmca import DMCA
+from .losses import parse_loss_names
+from .metrics import evaluate_t2v
+from .optim import build_optimizer, set_lr
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on the CPU."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_data(cfg: TrainCfg, root: str) -> Dataset:
+    loader = DATASETS.get(cfg.data.dataset)
+    return loader(root, all_captions=cfg.data.all_captions, on_missing=cfg.data.on_missing)
+
+
+def build_model(cfg: TrainCfg, num_classes: int) -> DMCA:
+    arch = get_arch(cfg.model.arch)
+    model = DMCA(arch, parse_loss_names(cfg.model.losses), num_classes=num_classes,
+                 cmt_depth=cfg.model.cmt_depth, logit_scale=cfg.model.logit_scale)
+    if cfg.model.init_clip:
+        from tvreid_sdk.modeling.weights import load_weights
+
+        load_weights(model.towers, cfg.model.init_clip)
+    return model
+
+
+def _batch_sampler(cfg: TrainCfg, pids: np.ndarray, seed: int):
+    if cfg.data.batch_sampler == "identity":
+        k = cfg.data.num_instances
+        return IdentityBalancedSampler(pids, num_identities=max(1, cfg.data.batch_size // k), num_instances=k, seed=seed)
+    return RandomBatchSampler(len(pids), cfg.data.batch_size, seed=seed)
+
+
+@torch.no_grad()
+def embed_split(towers, tracklets, preprocess, num_frames: int, sampler: str, device: torch.device,
+                cache_frames: bool = False, workers: int = 0, batch_size: int = 16):
+    """Video embeddings of ``tracklets`` and text embeddings of their first captions (both L2-normalised)."""
+    towers.eval()
+    ds = TrackletEvalSet(list(tracklets), preprocess, num_frames, sampler, cache_frames=cache_frames)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers)
+    videos = []
+    for frames in loader:
+        x = normalize_torch(frames.to(device), preprocess)  # [B,T,3,H,W]
+        videos.append(towers.encode_video(x).float())
+    ids, eot = tokenize_captions([t.captions[0] for t in tracklets])
+    texts = []
+    for s in range(0, len(ids), 256):
+        texts.append(towers.encode_text(torch.from_numpy(ids[s:s + 256]).to(device),
+                                        torch.from_numpy(eot[s:s + 256]).to(device)).float())
+    return F.normalize(torch.cat(videos), dim=-1).cpu().numpy(), F.normalize(torch.cat(texts), dim=-1).cpu().numpy()
+
+
+def evaluate_towers(towers, data: Dataset, preprocess, num_frames: int, sampler: str, device: torch.device,
+                    cache_frames: bool = False, workers: int = 0) -> dict:
+    """The ``t2v`` protocol: every test caption against every test tracklet, matched by person id."""
+    tracklets = [t for t in (*data.query, *data.gallery) if t.captions]
+    if not tracklets:
+        raise ValueError("the dataset has no captioned test tracklets to evaluate on")
+    video, text = embed_split(towers, tracklets, preprocess, num_frames, sampler, device, cache_frames, workers)
+    pids = np.array([t.pid for t in tracklets])
+    return evaluate_t2v(text @ video.T, pids, pids)
+
+
+def evaluate(model: DMCA, data: Dataset, cfg: TrainCfg, device: torch.device) -> dict:
+    """:func:`evaluate_towers` with a training config's data settings."""
+    return evaluate_towers(model.towers, data, model.arch.preprocess, cfg.data.num_frames, cfg.data.test_sampler,
+                           device, cfg.data.cache_frames, min(cfg.data.workers, 2))
+
+
+class _Progress:
+    """tqdm when available and wanted, else silent."""
+
+    def __init__(self, total: int, enabled: bool, desc: str):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False)
+            except ImportError:
+                pass
+
+    def update(self, **postfix) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in postfix.items()}, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _dist_info() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return rank, world
+
+
+def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, log=print) -> dict:
+    """Train DMCA per ``cfg`` on the dataset at ``data_root``; write checkpoints and logs to ``out_dir``.
+
+    ``out_dir`` receives ``config.json``, ``metrics.jsonl``, ``last.safetensors``, ``best.safetensors``
+    (best t2v R1) and the resume state. Under ``torchrun`` each rank takes its slice of every batch.
+
+    Returns:
+        The last evaluation's metrics plus ``best_R1``.
+    """
+    rank, world = _dist_info()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.run.seed)
+    device = resolve_device(cfg.run.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    data = load_data(cfg, data_root)
+    arch = get_arch(cfg.model.arch)
+    train_set = TextVideoTrainSet(list(data.train), arch.preprocess, cfg.data.num_frames, cfg.data.train_sampler,
+                                  cfg.data.all_captions, cfg.model.mlm_prob if "msc" in cfg.model.losses else 0.0,
+                                  cfg.data.flip_prob, cfg.data.erasing_prob, cfg.run.seed, cfg.data.cache_frames)
+    model = build_model(cfg, data.num_train_pids).to(device)
+    if cfg.run.grad_checkpointing:
+        model.towers.set_grad_checkpointing(True)
+    optimizer = build_optimizer(model, cfg.optim)
+    sampler = _batch_sampler(cfg, train_set.pids, cfg.run.seed)
+    sampler_cfg = SamplerCfg(name=cfg.data.test_sampler, num_frames=cfg.data.num_frames)
+    start_epoch, step, best_r1 = 0, 0, -1.0
+    if resume and (out / "resume.json").is_file():
+        load_model_into(model, out / "last.safetensors")
+        state = load_resume(out, optimizer)
+        start_epoch, step, best_r1 = state["epoch"], state["step"], state["best_r1"]
+        sampler.load_state_dict(state["sampler"])
+        log(f"resumed from {out} at epoch {start_epoch}")
+    if rank == 0:
+        save_cfg(cfg, out / "config.json")
+    runner = model
+    if world > 1:
+        runner = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+    forward = torch.compile(runner) if cfg.run.compile else runner
+    amp = autocast_dtype(device, cfg.run.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    metrics: dict = {}
+    log_file = open(out / "metrics.jsonl", "a") if rank == 0 else None
+    steps_per_epoch = len(sampler) if not cfg.run.max_steps_per_epoch else min(len(sampler), cfg.run.max_steps_per_epoch)
+    try:
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            lr_factor = set_lr(optimizer, epoch, cfg.optim)
+            model.train()
+            loader = torch.utils.data.DataLoader(
+                train_set, batch_sampler=_RankSlice(sampler, rank, world, steps_per_epoch),
+                num_workers=cfg.data.workers, persistent_workers=False)
+            bar = _Progress(steps_per_epoch, cfg.run.progress and rank == 0, f"epoch {epoch + 1}/{cfg.optim.epochs}")
+            t0, sums, count = time.time(), {}, 0
+            for batch in loader:
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                batch["frames"] = normalize_torch(batch["frames"], arch.preprocess)  # [B,T,3,H,W]
+                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                    out_terms = forward(batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(out_terms["loss"]).backward()
+                if cfg.optim.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                step += 1
+                count += 1
+                vals = {k: float(v) for k, v in out_terms.items()}
+                if not math.isfinite(vals["loss"]):
+                    raise FloatingPointError(f"loss became {vals['loss']} at step {step}; lower optim.lr or use fp32")
+                for k, v in vals.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.update(**{k: v for k, v in vals.items() if k.endswith("loss")})
+                if log_file and step % cfg.run.log_every == 0:
+                    log_file.write(json.dumps({"step": step, "epoch": epoch, "lr_factor": lr_factor, **vals}) + "\n")
+                    log_file.flush()
+            bar.close()
+            means = {k: v / max(1, count) for k, v in sums.items()}
+            record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - t0, 2), **means}
+            if rank == 0:
+                is_eval = (epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs
+                if is_eval and (len(data.query) + len(data.gallery)) > 0:
+                    metrics = evaluate(model, data, cfg, device)
+                    record.update({f"test_{k}": v for k, v in metrics.items()})
+                    if metrics["R1"] > best_r1:
+                        best_r1 = metrics["R1"]
+                        save_model(model, out / "best.safetensors", arch, cfg.data.num_frames, sampler_cfg,
+                                   {"epoch": str(epoch + 1), "R1": f"{best_r1:.4f}"})
+                save_model(model, out / "last.safetensors", arch, cfg.data.num_frames, sampler_cfg,
+                           {"epoch": str(epoch + 1)})
+                save_resume(out, optimizer, {"epoch": epoch + 1, "step": step, "best_r1": best_r1,
+                                             "sampler": sampler.state_dict()})
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    finally:
+        if log_file:
+            log_file.close()
+    return {**metrics, "best_R1": best_r1}
+
+
+class _RankSlice:
+    """This rank's share of each batch from the global batch sampler (all ranks draw the same batches)."""
+
+    def __init__(self, sampler, rank: int, world: int, max_batches: int):
+        self.sampler, self.rank, self.world, self.max_batches = sampler, rank, world, max_batches
+
+    def __iter__(self):
+        for i, batch in enumerate(self.sampler):
+            if i >= self.max_batches:
+                break
+            yield list(batch)[self.rank::self.world]
+
+    def __len__(self) -> int:
+        return self.max_batches

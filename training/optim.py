@@ -1,0 +1,58 @@
+"""Optimiser and learning-rate schedule as released (IRRA/DMCA solver rules)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import OptimSection
+
+
+def param_groups(model: torch.nn.Module, cfg: OptimSection) -> list[dict]:
+    """One group per parameter with the release's rules, applied in this order:
+
+    1. names containing ``cross`` → lr × ``lr_factor``;
+    2. names containing ``bias`` → lr × ``bias_lr_factor`` and weight decay ``weight_decay_bias``;
+    3. names containing ``classifier`` or ``mlm_head`` → lr × ``lr_factor``.
+    """
+    groups = []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lr, wd = cfg.lr, cfg.weight_decay
+        if "cross" in name:
+            lr = cfg.lr * cfg.lr_factor
+        if "bias" in name:
+            lr, wd = cfg.lr * cfg.bias_lr_factor, cfg.weight_decay_bias
+        if "classifier" in name or "mlm_head" in name:
+            lr = cfg.lr * cfg.lr_factor
+        groups.append({"params": [param], "lr": lr, "initial_lr": lr, "weight_decay": wd, "name": name})
+    return groups
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimSection) -> torch.optim.Optimizer:
+    """Adam(β, eps) over :func:`param_groups`."""
+    return torch.optim.Adam(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                            weight_decay=cfg.weight_decay)
+
+
+def lr_factor(epoch: float, cfg: OptimSection) -> float:
+    """Multiplier of each group's base lr at (fractional) ``epoch``: linear warm-up from
+    ``warmup_factor`` over ``warmup_epochs``, then cosine to 0 at ``epochs``."""
+    if epoch < cfg.warmup_epochs:
+        alpha = epoch / cfg.warmup_epochs
+        return cfg.warmup_factor * (1 - alpha) + alpha
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule != "cosine":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; use cosine or constant")
+    span = max(1, cfg.epochs - cfg.warmup_epochs)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - cfg.warmup_epochs) / span)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, epoch: float, cfg: OptimSection) -> float:
+    """Apply :func:`lr_factor` to every group; returns the factor."""
+    factor = lr_factor(epoch, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+    return factor

@@ -1,0 +1,96 @@
+"""The backend interface every runtime implements, and the ``BACKENDS`` registry."""
+from __future__ import annotations
+
+import abc
+import threading
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..registry import Registry
+
+
+class Backend(abc.ABC):
+    """Runs a bundle's encoders. Inputs are already tokenised / resized by the SDK.
+
+    Subclasses set ``name`` and implement the three ``_run_*`` methods; the public methods check
+    shapes and dtypes, split work into micro-batches within ``max_batch``, and serialise calls
+    with a lock so one backend can be shared by threads.
+
+    Args:
+        bundle: a verified bundle.
+        device: backend-specific device string (``cpu``, ``cuda``, ``cuda:1``).
+    """
+
+    name = "base"
+    max_batch = 64
+
+    def __init__(self, bundle: Bundle, device: str | None = None):
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.device = device or "cpu"
+        self._lock = threading.Lock()
+        h, w = self.manifest.preprocess.image_size
+        self.frame_shape = (h, w, 3)
+        self.precision = "fp32"
+
+    # -- what subclasses implement -------------------------------------------------------------
+    @abc.abstractmethod
+    def _run_text(self, ids: np.ndarray, eot: np.ndarray) -> np.ndarray:
+        """int32 [B,77], int32 [B] → float32 [B,D], L2-normalised."""
+
+    @abc.abstractmethod
+    def _run_video(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [B,T,H,W,3] → float32 [B,D], L2-normalised."""
+
+    @abc.abstractmethod
+    def _run_frames(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [N,H,W,3] → float32 [N,D], not normalised."""
+
+    # -- public, checked, micro-batched --------------------------------------------------------
+    def encode_text_ids(self, ids: np.ndarray, eot: np.ndarray) -> np.ndarray:
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        eot = np.ascontiguousarray(eot, dtype=np.int32)
+        ctx = self.manifest.tokenizer.context_length
+        if ids.ndim != 2 or ids.shape[1] != ctx or eot.shape != (ids.shape[0],):
+            raise ValueError(f"text input must be ids [B,{ctx}] and eot [B]; got {ids.shape} and {eot.shape}")
+        return self._batched(lambda s: self._run_text(ids[s], eot[s]), ids.shape[0])
+
+    def encode_video(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        t = self.manifest.num_frames
+        if frames.ndim != 5 or frames.shape[1:] != (t, *self.frame_shape):
+            raise ValueError(f"video input must be uint8 [B,{t},{self.frame_shape[0]},{self.frame_shape[1]},3]; "
+                             f"got {frames.shape}")
+        return self._batched(lambda s: self._run_video(frames[s]), frames.shape[0])
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        if frames.ndim != 4 or frames.shape[1:] != self.frame_shape:
+            raise ValueError(f"frame input must be uint8 [N,{self.frame_shape[0]},{self.frame_shape[1]},3]; "
+                             f"got {frames.shape}")
+        return self._batched(lambda s: self._run_frames(frames[s]), frames.shape[0])
+
+    def _batched(self, fn, n: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros((0, self.manifest.embed_dim), np.float32)
+        parts = []
+        with self._lock:
+            for start in range(0, n, self.max_batch):
+                parts.append(np.asarray(fn(slice(start, min(n, start + self.max_batch))), dtype=np.float32))
+        return np.concatenate(parts)
+
+    def close(self) -> None:
+        """Release sessions / device memory."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.precision}, {self.device})"
+
+
+BACKENDS: Registry[type[Backend]] = Registry("backend")

@@ -1,0 +1,111 @@
+"""ONNX Runtime backend: CPU (default, always tested) and CUDA (IOBinding, fused-attention graphs)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..errors import BackendUnavailableError, BundleError
+from .base import BACKENDS, Backend
+
+ROLES = ("text_encoder", "video_encoder", "frame_encoder")
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - core dependency
+        raise BackendUnavailableError("onnxruntime is not installed; `pip install tvreid` installs it") from exc
+    return onnxruntime
+
+
+def cuda_provider_available() -> bool:
+    return "CUDAExecutionProvider" in _ort().get_available_providers()
+
+
+class OrtBackend(Backend):
+    """Runs the bundle's ONNX graphs with ONNX Runtime.
+
+    Graph bytes come from :meth:`Bundle.read`, i.e. they are the hash-verified bytes, and a graph
+    loaded from bytes cannot pull external data from outside the bundle.
+
+    Args:
+        bundle: the bundle.
+        device: ``cpu`` or ``cuda[:N]``.
+        precision: ``fp32`` or ``fp16`` (default: fp16 on CUDA when the bundle has it, else fp32).
+        threads: intra-op threads on the CPU (0 = ONNX Runtime's default).
+    """
+
+    name = "ort-cpu"
+
+    def __init__(self, bundle: Bundle, device: str | None = None, precision: str | None = None, threads: int = 0):
+        super().__init__(bundle, device or "cpu")
+        ort = _ort()
+        self.cuda = self.device.startswith("cuda")
+        if self.cuda and not cuda_provider_available():
+            raise BackendUnavailableError("ONNX Runtime has no CUDA provider here; install the GPU extra "
+                                          "(`pip install \"tvreid[gpu]\"`) or use backend='ort-cpu'")
+        self.name = "ort-cuda" if self.cuda else "ort-cpu"
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        device_id = int(self.device.split(":")[1]) if ":" in self.device else 0
+        providers = ([("CUDAExecutionProvider", {"device_id": device_id})] if self.cuda else []) \
+            + ["CPUExecutionProvider"]
+        self.precision = precision or ("fp16" if self.cuda and self._has("text_encoder", "fp16") else "fp32")
+        self.sessions = {}
+        for role in ROLES:
+            art = self._pick(role)
+            if art is not None:
+                self.sessions[role] = ort.InferenceSession(bundle.read(art), sess_options=opts, providers=providers)
+        if "text_encoder" not in self.sessions:
+            raise BundleError(f"{bundle.root}: no text_encoder ONNX graph in manifest.json; re-export the bundle")
+        self.device_id = device_id
+
+    def _has(self, role: str, precision: str) -> bool:
+        return self.manifest.find(role, kind="onnx", precision=precision) is not None
+
+    def _pick(self, role: str):
+        variants = ("cuda-fused", "default") if self.cuda else ("default", "cuda-fused")
+        for variant in variants:
+            art = self.manifest.find(role, kind="onnx", precision=self.precision, variant=variant)
+            if art is not None:
+                return art
+        return None
+
+    def _run(self, role: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        session = self.sessions.get(role)
+        if session is None:
+            raise BundleError(f"{self.bundle.root}: the bundle has no {role} graph; re-export it with `tvreid export`")
+        if not self.cuda:
+            return session.run(None, feeds)[0]
+        binding = session.io_binding()  # inputs copied once to the device, output fetched once
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output(session.get_outputs()[0].name, "cuda", self.device_id)
+        session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def _input_names(self, role: str) -> list[str]:
+        return [i.name for i in self.sessions[role].get_inputs()]
+
+    def _run_text(self, ids, eot):
+        names = self._input_names("text_encoder")
+        return self._run("text_encoder", dict(zip(names, (ids, eot))))
+
+    def _run_video(self, frames):
+        return self._run("video_encoder", {self._input_names("video_encoder")[0]: frames})
+
+    def _run_frames(self, frames):
+        return self._run("frame_encoder", {self._input_names("frame_encoder")[0]: frames})
+
+
+class OrtCudaBackend(OrtBackend):
+    name = "ort-cuda"
+
+    def __init__(self, bundle: Bundle, device: str | None = None, precision: str | None = None, threads: int = 0):
+        super().__init__(bundle, device if (device or "").startswith("cuda") else "cuda", precision, threads)
+
+
+BACKENDS.register("ort-cpu", OrtBackend)
+BACKENDS.register("ort-cuda", OrtCudaBackend)

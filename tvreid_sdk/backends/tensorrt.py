@@ -1,0 +1,158 @@
+"""TensorRT backend: the bundle's engines, checked against the local TensorRT/GPU before deserialising.
+
+Device buffers come from torch when it is installed, else from ``cuda.bindings.runtime`` (cuda-python).
+This module imports neither TensorRT nor CUDA until a backend is built.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..bundle import Bundle, LocalEngineSide, check_engine_compat
+from ..bundle.manifest import ArtifactInfo
+from ..errors import BackendUnavailableError, BundleError, ModelFormatError
+from .base import BACKENDS, Backend
+
+
+def import_tensorrt():
+    """``(module, runtime_name)`` for TensorRT or TensorRT-RTX; BackendUnavailableError when neither imports."""
+    try:
+        import tensorrt as trt
+
+        return trt, "tensorrt"
+    except ImportError:
+        pass
+    try:
+        import tensorrt_rtx as trt  # TensorRT for RTX keeps the same API family
+
+        return trt, "tensorrt_rtx"
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "TensorRT is not installed; `pip install \"tvreid[trt]\"` (or TensorRT-RTX) on a machine with an "
+            "NVIDIA GPU, or use backend='ort-cuda' / 'ort-cpu'") from exc
+
+
+def local_gpu() -> tuple[str, str]:
+    """``(gpu name, "major.minor")`` of device 0 through cuda-python or torch."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, prop = cudart.cudaGetDeviceProperties(0)
+        if int(err) == 0:
+            name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
+            return name.rstrip("\x00"), f"{prop.major}.{prop.minor}"
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(0)
+            return torch.cuda.get_device_name(0), f"{major}.{minor}"
+    except ImportError:
+        pass
+    raise BackendUnavailableError("no CUDA GPU found (neither cuda-python nor torch sees one); "
+                                  "TensorRT engines need an NVIDIA GPU")
+
+
+class _CapturingLogger:
+    """A TensorRT ILogger that keeps warnings and errors for error messages."""
+
+    def __new__(cls, trt):
+        class Logger(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.messages: list[str] = []
+
+            def log(self, severity, msg):
+                if severity <= trt.ILogger.Severity.WARNING:
+                    self.messages.append(str(msg))
+
+        return Logger()
+
+
+def deserialize_checked(trt, runtime_name: str, plan: bytes, art: ArtifactInfo, local: LocalEngineSide,
+                        bundle_path: str, logger=None):
+    """Compare engine metadata with ``local`` first, then deserialise; a ``None`` engine is an error
+    carrying TensorRT's log, never a crash later."""
+    if art.engine is None:
+        raise BundleError(f"{art.path}: engine has no metadata in manifest.json; rebuild it with `tvreid export --trt`")
+    check_engine_compat(art.engine, local, plan_name=art.path, bundle_path=bundle_path)
+    logger = logger or _CapturingLogger(trt)
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(plan)
+    if engine is None:
+        log = "; ".join(getattr(logger, "messages", [])[-5:]) or "no log output"
+        raise ModelFormatError(f"{art.path}: TensorRT could not deserialise the plan ({log}); "
+                               "rebuild it with `tvreid export --trt`")
+    return runtime, engine
+
+
+class TensorRTBackend(Backend):
+    """Runs ``*.plan`` engines from the bundle (dynamic batch within the engine's profile)."""
+
+    name = "tensorrt"
+
+    def __init__(self, bundle: Bundle, device: str | None = None, precision: str | None = None):
+        super().__init__(bundle, device or "cuda")
+        self.trt, runtime_name = import_tensorrt()
+        try:
+            import torch
+        except ImportError as exc:
+            raise BackendUnavailableError("the TensorRT backend currently moves buffers with torch CUDA tensors; "
+                                          "`pip install \"tvreid[train]\"` or use backend='ort-cuda'") from exc
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError("TensorRT needs a CUDA GPU and none is visible")
+        self.torch = torch
+        gpu_name, cc = local_gpu()
+        local = LocalEngineSide(trt_version=self.trt.__version__, gpu_name=gpu_name, compute_capability=cc,
+                                runtime=runtime_name)
+        self.engines = {}
+        self.precision = precision or "fp16"
+        for role in ("text_encoder", "video_encoder", "frame_encoder"):
+            art = self.manifest.find(role, kind="trt_plan", precision=self.precision) \
+                or self.manifest.find(role, kind="trt_plan")
+            if art is None:
+                continue
+            runtime, engine = deserialize_checked(self.trt, runtime_name, bundle.read(art), art, local,
+                                                  str(bundle.root))
+            self.engines[role] = (runtime, engine, engine.create_execution_context())
+            profile = art.engine.profiles[0] if art.engine.profiles else None
+            if profile:
+                self.max_batch = min(self.max_batch, int(profile[3][0]))
+        if "text_encoder" not in self.engines:
+            raise BundleError(f"{bundle.root}: no TensorRT text_encoder engine; build one with `tvreid export --trt`")
+        self.stream = torch.cuda.Stream()
+
+    def _execute(self, role: str, inputs: list[np.ndarray]) -> np.ndarray:
+        torch = self.torch
+        if role not in self.engines:
+            raise BundleError(f"{self.bundle.root}: no TensorRT {role} engine; rebuild with `tvreid export --trt`")
+        _, engine, ctx = self.engines[role]
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        in_names = [n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT]
+        out_name = next(n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.OUTPUT)
+        keep = []
+        for name, arr in zip(in_names, inputs):
+            dev = torch.from_numpy(np.ascontiguousarray(arr)).to("cuda", non_blocking=True)
+            keep.append(dev)
+            ctx.set_input_shape(name, tuple(arr.shape))
+            ctx.set_tensor_address(name, dev.data_ptr())
+        out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=torch.float32, device="cuda")
+        ctx.set_tensor_address(out_name, out.data_ptr())
+        with torch.cuda.stream(self.stream):
+            if not ctx.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError(f"TensorRT failed to run {role}")
+        self.stream.synchronize()
+        return out.cpu().numpy()
+
+    def _run_text(self, ids, eot):
+        return self._execute("text_encoder", [ids, eot])
+
+    def _run_video(self, frames):
+        return self._execute("video_encoder", [frames])
+
+    def _run_frames(self, frames):
+        return self._execute("frame_encoder", [frames])
+
+
+BACKENDS.register("tensorrt", TensorRTBackend)

@@ -1,0 +1,76 @@
+"""PyTorch backend: the bundle's safetensors weights in our towers (parity and debugging)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..errors import BackendUnavailableError, BundleError
+from .base import BACKENDS, Backend
+
+
+class TorchBackend(Backend):
+    """Eager PyTorch on the bundle's fp32 weights; torch is imported only when this backend is built.
+
+    Args:
+        bundle: the bundle (needs its ``weights`` artifact).
+        device: ``cpu`` or ``cuda[:N]``.
+        precision: ``fp32`` or ``fp16`` (fp16 only on CUDA; LayerNorm stays fp32 inside the towers).
+    """
+
+    name = "torch"
+
+    def __init__(self, bundle: Bundle, device: str | None = None, precision: str | None = None):
+        try:
+            import torch
+        except ImportError as exc:
+            raise BackendUnavailableError("the torch backend needs PyTorch: `pip install \"tvreid[train]\"`") from exc
+        super().__init__(bundle, device or "cpu")
+        from ..modeling.clip import CLIPTowers
+        try:
+            from safetensors.torch import load as load_safetensors
+        except ImportError as exc:
+            raise BackendUnavailableError("the torch backend needs safetensors: `pip install \"tvreid[train]\"`") from exc
+
+        art = self.manifest.find("weights", kind="safetensors")
+        if art is None:
+            raise BundleError(f"{bundle.root}: no weights.safetensors in manifest.json; re-export the bundle")
+        self.torch = torch
+        self.precision = precision or "fp32"
+        self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        if self.dtype == torch.float16 and not self.device.startswith("cuda"):
+            raise BackendUnavailableError("fp16 in the torch backend needs a CUDA device; use precision='fp32'")
+        try:
+            state = load_safetensors(bundle.read(art))
+        except Exception as exc:  # safetensors raises several error types on corrupt data
+            raise BundleError(f"{bundle.path_of(art)}: unreadable safetensors ({exc}); re-export the bundle") from None
+        model = CLIPTowers(self.manifest.arch)
+        model.load_state_dict({k: v for k, v in state.items() if k.startswith(("visual.", "text."))})
+        self.model = model.eval().to(self.device, self.dtype)
+        pre = self.manifest.preprocess
+        self.mean = torch.tensor(pre.mean, device=self.device).view(3, 1, 1) * 255
+        self.std = torch.tensor(pre.std, device=self.device).view(3, 1, 1) * 255
+
+    def _normalise(self, frames: np.ndarray):
+        x = self.torch.from_numpy(frames).to(self.device)  # [...,H,W,3] uint8
+        x = x.movedim(-1, -3).float()  # [...,3,H,W]
+        return ((x - self.mean) / self.std).to(self.dtype)
+
+    def _run_text(self, ids, eot):
+        torch = self.torch
+        with torch.inference_mode():
+            t = self.model.encode_text(torch.from_numpy(ids.astype(np.int64)).to(self.device),
+                                       torch.from_numpy(eot.astype(np.int64)).to(self.device))
+            return torch.nn.functional.normalize(t.float(), dim=-1).cpu().numpy()
+
+    def _run_video(self, frames):
+        torch = self.torch
+        with torch.inference_mode():
+            v = self.model.encode_video(self._normalise(frames))
+            return torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
+
+    def _run_frames(self, frames):
+        with self.torch.inference_mode():
+            return self.model.encode_image(self._normalise(frames)).float().cpu().numpy()
+
+
+BACKENDS.register("torch", TorchBackend)

@@ -1,0 +1,68 @@
+"""Search filters (cameras, time window) turned into a bool row mask over a MatrixSnapshot."""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Iterable, Optional, Union
+
+import numpy as np
+
+from ..errors import GalleryError
+from .matrix import MatrixSnapshot
+
+TimeLike = Union[float, int, _dt.datetime]
+
+
+def to_unix_seconds(name: str, value: Optional[TimeLike]) -> Optional[float]:
+    """Unix seconds from a number or a datetime (naive datetimes are taken as local time)."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)):
+        raise GalleryError(f"{name} must be unix seconds or a datetime, got {value!r}")
+    return float(value)
+
+
+def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[str]]] = None,
+               since: Optional[TimeLike] = None, until: Optional[TimeLike] = None) -> Optional[np.ndarray]:
+    """Rows allowed by the filters, or None when no filter is set.
+
+    Args:
+        snapshot: the matrix being searched.
+        cameras: a camera name or names; rows of other cameras are excluded. An unknown name is an error.
+        since: keep tracklets that end at or after this time.
+        until: keep tracklets that start at or before this time. With either bound set, tracklets
+            without any time are excluded (they cannot be placed in the window); a tracklet with only
+            one known end is treated as the instant it gives.
+
+    Returns:
+        bool [N] mask or None.
+    """
+    mask: Optional[np.ndarray] = None
+    if cameras is not None:
+        names = [cameras] if isinstance(cameras, str) else list(cameras)
+        known = snapshot.present_cameras
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            listing = ", ".join(known) if known else "(none: the gallery is empty)"
+            raise GalleryError(f"unknown camera(s) {', '.join(map(repr, unknown))} in the search filter; "
+                               f"cameras in this gallery: {listing}")
+        codes = [snapshot.camera_names.index(name) for name in set(names)]
+        mask = np.isin(snapshot.camera_codes, np.asarray(codes, np.int32))  # [N]
+    lo = to_unix_seconds("since", since)
+    hi = to_unix_seconds("until", until)
+    if lo is not None and hi is not None and lo > hi:
+        raise GalleryError(f"since ({lo}) is after until ({hi}); swap them")
+    if lo is not None or hi is not None:
+        start = np.where(np.isnan(snapshot.start_times), snapshot.end_times, snapshot.start_times)  # [N]
+        end = np.where(np.isnan(snapshot.end_times), snapshot.start_times, snapshot.end_times)  # [N]
+        in_window = ~np.isnan(start)
+        with np.errstate(invalid="ignore"):
+            if lo is not None:
+                in_window &= end >= lo
+            if hi is not None:
+                in_window &= start <= hi
+        mask = in_window if mask is None else mask & in_window
+    return mask

@@ -1,0 +1,106 @@
+"""Indexing tracklets into a gallery: resumable, batched, with a bad-frame policy and thumbnails."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .errors import CorruptInputError, DatasetFormatError
+from .gallery import Gallery, TrackletRecord
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+@dataclasses.dataclass
+class IndexReport:
+    """What an indexing run did."""
+
+    added: int = 0
+    skipped_existing: int = 0
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (key, reason)
+
+    def summary(self) -> str:
+        text = f"added {self.added} tracklet(s), {self.skipped_existing} already in the gallery"
+        if self.failed:
+            shown = "; ".join(f"{k}: {r}" for k, r in self.failed[:5])
+            text += f", {len(self.failed)} skipped for bad frames ({shown})"
+        return text
+
+
+def make_thumbnail(frame: np.ndarray, height: int = 96) -> bytes:
+    """A small JPEG of one ``uint8 [H,W,3]`` frame, for contact sheets."""
+    img = Image.fromarray(frame)
+    width = max(1, round(img.width * height / img.height))
+    buf = io.BytesIO()
+    img.resize((width, height), Image.BILINEAR).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None) -> list[TrackletRecord]:
+    """A folder of tracklet folders: ``ROOT/<tracklet>/*.jpg|png`` (frames sorted by name).
+
+    The camera is ``camera`` when given, else parsed from MARS-style names (``0001C2T0003``), else
+    the parent folder name.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DatasetFormatError(f"{base}: not a directory; expected ROOT/<tracklet>/<frame>.jpg")
+    records = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        frames = sorted(str(f) for f in folder.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+        if not frames:
+            continue
+        match = re.match(r"^[0-9-]{4}C(\d+)T", Path(frames[0]).name)
+        cam = camera or (f"C{match.group(1)}" if match else base.name)
+        records.append(TrackletRecord(key=folder.name, camera=cam, source=str(base), frame_paths=tuple(frames)))
+    if not records:
+        raise DatasetFormatError(f"{base}: no tracklet folders with .jpg/.png frames; expected ROOT/<tracklet>/<frame>.jpg")
+    return records
+
+
+def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], *, batch_size: int = 32,
+                  on_bad_frame: str = "fail", thumbnails: bool = True,
+                  progress: Callable[[int], None] | None = None) -> IndexReport:
+    """Encode and commit ``records`` (their ``frame_paths``) in batches, one transaction per batch.
+
+    Records whose key is already stored are skipped, so re-running after an interruption resumes.
+    With ``on_bad_frame="skip"``, a tracklet whose frames are all unreadable is reported and left out;
+    with ``"fail"`` the first bad frame raises :class:`CorruptInputError` (earlier batches stay committed).
+    """
+    report = IndexReport()
+    todo = []
+    for rec in records:
+        if gallery.has(rec.key):
+            report.skipped_existing += 1
+        else:
+            todo.append(rec)
+    if progress:
+        progress(report.skipped_existing)
+    for start in range(0, len(todo), batch_size):
+        batch, clips = [], []
+        for rec in todo[start:start + batch_size]:
+            try:
+                clip = encoder.prepare_tracklet(list(rec.frame_paths), on_bad_frame=on_bad_frame)
+            except CorruptInputError as exc:
+                if on_bad_frame != "skip":
+                    raise
+                report.failed.append((rec.key, str(exc)))
+                continue
+            if thumbnails and rec.thumbnail is None:
+                first = clip[0] if clip.ndim == 4 else clip[0, 0]
+                rec = dataclasses.replace(rec, thumbnail=make_thumbnail(first))
+            batch.append(rec)
+            clips.append(clip)
+        if batch:
+            emb = encoder.encode_prepared(clips)
+            gallery.add(batch, emb)
+            report.added += len(batch)
+        if progress:
+            progress(len(todo[start:start + batch_size]))
+    return report
