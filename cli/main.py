@@ -31,15 +31,16 @@ def cli() -> None:
     \b
     tvreid match "man in red jacket walking"      search the demo gallery
     tvreid index FRAMES/ --bundle B --gallery G    add tracklets to a gallery
+    tvreid ingest VIDEO --tracks MOT.txt --camera C --gallery G   video + tracker output -> gallery
     tvreid train RECIPE --data ROOT --out RUN      train a model
     tvreid export RUN --out BUNDLE                 export it for deployment
     """
 
 
 def _register() -> None:
-    from . import data_cmds, export_cmd, match_cmd, train_cmds
+    from . import data_cmds, export_cmd, ingest_cmd, match_cmd, train_cmds
 
-    for module in (data_cmds, train_cmds, export_cmd, match_cmd):
+    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -16,14 +16,17 @@ from tvreid_sdk.errors import ConfigError
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--init-clip", type=click.Path(exists=True, dir_okay=False),
               help="Start from OpenAI/open_clip CLIP weights (.pt state dict or .safetensors).")
+@click.option("--allow-torchscript", is_flag=True,
+              help="Accept OpenAI's TorchScript ViT-B-32.pt archive for --init-clip (TorchScript is code: trusted files only).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe value, e.g. optim.lr=3e-5.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-def train(recipe, data_root, out_dir, init_clip, overrides, resume) -> None:
+def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, resume) -> None:
     """Train a model from RECIPE (a YAML path or a bundled recipe name)."""
     from training.config import load_recipe
     from training.engine import train as run_training
 
-    sets = list(overrides) + ([f"model.init_clip={init_clip}"] if init_clip else [])
+    sets = list(overrides) + ([f"model.init_clip={init_clip}"] if init_clip else []) \
+        + (["model.allow_torchscript=true"] if allow_torchscript else [])
     cfg = load_recipe(recipe, sets)
     if Path(out_dir, "resume.json").exists() and not resume:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")

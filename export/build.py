@@ -4,7 +4,8 @@ Order of work (all-or-nothing through :class:`~tvreid_sdk.bundle.BundleWriter`: 
 every step passed):
 
 1. fail fast on bad options and on ``--trt`` without TensorRT or a GPU;
-2. write ``weights.safetensors`` (fp32 towers + checkpoint metadata); its sha256 is the bundle's ``model_id``;
+2. write ``weights.safetensors`` (fp32 towers + checkpoint metadata); the bundle's ``model_id`` is the sha256 of
+   the tensors (:func:`export.checkpoint.weights_digest`), so re-exporting the same weights gives the same id;
 3. export the ONNX graphs (:data:`export.formats.EXPORT_FORMATS`: fp32 and, with ``fp16``, fp16; default and
    cuda-fused variants) and check that every cuda-fused graph has one fused attention node per block;
 4. run :func:`export.parity.run_parity` on every graph and refuse to write the bundle if any gate fails;
@@ -28,12 +29,12 @@ from tvreid_sdk.config import TokenizerCfg
 from tvreid_sdk.errors import ConfigError, ModelFormatError
 from tvreid_sdk.modeling.weights import save_safetensors
 
-from .checkpoint import LoadedCheckpoint, checkpoint_metadata, load_checkpoint
+from .checkpoint import LoadedCheckpoint, checkpoint_metadata, load_checkpoint, weights_digest
 from .formats import ExportFormat, selected_formats
 from .fp16 import convert_to_fp16
 from .onnx_export import OPSET, ROLES, export_graph, graph_spec, set_metadata
 from .optimize import check_fused_attention
-from .engine_safety import deserialize_checked, make_logger
+from tvreid_sdk.bundle.engine_safety import deserialize_checked, make_logger
 from .parity import (COS_MIN, GraphArtifact, cosine_rows, feeds_for, make_probe, require_passed, run_parity, summary,
                      torch_reference)
 from .trt import (DEFAULT_WORKSPACE, EngineBuild, TrtApi, build_engine, find_tensorrt, local_engine_side, local_gpu,
@@ -133,10 +134,10 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
     progress(f"exporting {arch.name} (T={num_frames}) from {ckpt.path.name} to {out}")
     formats = selected_formats(onnx=onnx, trt=trt, fp16=fp16)
     with BundleWriter(out, overwrite=overwrite) as writer, tempfile.TemporaryDirectory(prefix="tvreid-export-") as tmp:
-        weights = writer.path(WEIGHTS_NAME)
-        save_safetensors({k: v.detach().float() for k, v in towers.state_dict().items()}, weights,
-                         checkpoint_metadata(arch, num_frames, sampler))
-        model_id = writer.add(WEIGHTS_NAME, "safetensors", role="weights").sha256
+        state = {k: v.detach().float().contiguous() for k, v in towers.state_dict().items()}
+        save_safetensors(state, writer.path(WEIGHTS_NAME), checkpoint_metadata(arch, num_frames, sampler))
+        writer.add(WEIGHTS_NAME, "safetensors", role="weights")
+        model_id = weights_digest(state)
         graphs, export_info = _export_onnx(writer, Path(tmp), ckpt, formats, roles, model_id, bundled=onnx,
                                            progress=progress)
         progress(f"parity: {len(graphs)} graph(s) against PyTorch on ONNX Runtime")

@@ -10,14 +10,15 @@ Checkpoint convention (shared with :mod:`training.checkpoint`):
   names; every other prefix (training-only heads: MLM head, cross-modal layers, classifiers) is ignored by export;
 * a RUN_DIR (training output directory) holds ``best.safetensors`` and/or ``last.safetensors``; export takes
   ``best``, else ``last``;
-* a bundle directory is accepted too (its ``weights.safetensors`` follows the same convention), which is how
-  engines are rebuilt for another GPU: ``tvreid export --trt --from-bundle OLD --out NEW``.
+* a bundle's ``weights.safetensors`` follows the same convention (and a bundle directory is accepted too), which is
+  how engines are rebuilt for another GPU: ``tvreid export OLD_BUNDLE/weights.safetensors --trt --out NEW``.
 
 T defaults to ``tvreid_num_frames``, else the sampler's ``num_frames``, else 8.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -138,6 +139,20 @@ def checkpoint_metadata(arch: ArchCfg, num_frames: int, sampler: SamplerCfg) -> 
     """The metadata block of the convention (also written into bundles' ``weights.safetensors``)."""
     return {META_ARCH: arch.to_json(), META_FRAMES: str(int(num_frames)), META_SAMPLER: sampler.to_json(),
             "format": "tvreid-checkpoint-1"}
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors (sorted names, dtype, shape, raw bytes): the bundle's ``model_id``.
+
+    Not the sha256 of the ``.safetensors`` file: safetensors writes its metadata map in a random order (a Rust
+    ``HashMap``), so two saves of the same weights differ byte-wise; the model id must not.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{str(tensor.dtype).removeprefix('torch.')}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def save_checkpoint(towers: CLIPTowers, path: str | os.PathLike, *, num_frames: int = DEFAULT_NUM_FRAMES,

@@ -8,7 +8,8 @@ Rules:
 * compute nodes run in fp16, except ``LayerNormalization``, ``Softmax``, reductions (``ReduceL2``/``ReduceMean``)
   and everything under the ``/l2norm/`` scope (the final L2-normalisation), which stay fp32 — fp16 LayerNorm and
   L2-norm overflow (NVIDIA/TensorRT#1954), and the EOT one-hot pooling never sees token ids (they stay int32);
-* layout ops (Reshape, Transpose, Gather, ...) follow their input's precision, so no casts appear around them;
+* layout ops (Reshape, Transpose, Gather, ...) follow their input's precision, so no casts appear around them
+  (on a weight, e.g. the token-embedding ``Gather``, they run fp16 and the weight is stored fp16);
 * a ``Cast`` is inserted only where a tensor crosses a precision boundary; float initializers are converted once
   (fp16 copies where both precisions read them);
 * graph inputs and outputs keep their types (uint8 / int32 in, float32 out).
@@ -90,8 +91,8 @@ def convert_to_fp16(model: onnx.ModelProto, *, keep_fp32_ops=KEEP_FP32_OPS,
 
     for node in graph.node:
         float_inputs = [n for n in node.input if n and current.get(n) in _FLOATS]
-        if node.op_type in PASS_THROUGH_OPS:
-            want = current[float_inputs[0]] if float_inputs else TensorProto.FLOAT16
+        if node.op_type in PASS_THROUGH_OPS and float_inputs and float_inputs[0] not in inits:
+            want = current[float_inputs[0]]  # layout op on an activation: follow it (no cast)
         elif _is_fp32_node(node, keep_fp32_ops, keep_fp32_scopes):
             want = TensorProto.FLOAT
             stats.fp32_nodes += 1

@@ -29,7 +29,7 @@ from tvreid_sdk.bundle import EngineMeta, LocalEngineSide
 from tvreid_sdk.bundle.io import atomic_write_bytes
 from tvreid_sdk.errors import BackendUnavailableError, ConfigError, ModelFormatError
 
-from .engine_safety import deserialize_checked, make_logger
+from tvreid_sdk.bundle.engine_safety import deserialize_checked, make_logger
 from .onnx_export import GraphSpec
 
 TRT_INSTALL_HINT = 'pip install "tvreid[trt]"'

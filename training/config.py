@@ -22,6 +22,7 @@ class ModelSection(JsonCfg):
     logit_scale: float = 50.0
     mlm_prob: float = 0.15
     init_clip: str = ""  # OpenAI/open_clip CLIP weights to start from; empty = random init
+    allow_torchscript: bool = False  # accept OpenAI's TorchScript .pt archives for init_clip (they are code)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,7 +62,7 @@ def build_model(cfg: TrainCfg, num_classes: int) -> DMCA:
     if cfg.model.init_clip:
         from tvreid_sdk.modeling.weights import load_weights
 
-        load_weights(model.towers, cfg.model.init_clip)
+        load_weights(model.towers, cfg.model.init_clip, allow_torchscript=cfg.model.allow_torchscript)
     return model
 
 
@@ -213,7 +213,7 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
                 scaler.update()
                 step += 1
                 count += 1
-                vals = {k: float(v) for k, v in out_terms.items()}
+                vals = {k: v.item() for k, v in out_terms.items()}
                 if not math.isfinite(vals["loss"]):
                     raise FloatingPointError(f"loss became {vals['loss']} at step {step}; lower optim.lr or use fp32")
                 for k, v in vals.items():

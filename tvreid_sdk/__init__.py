@@ -26,6 +26,8 @@ _EXPORTS = {
     "SamplerCfg": ".config",
     "demo_paths": ".assets",
     "TvreidError": ".errors",
+    "TrackletBuilder": ".stream",
+    "StreamCfg": ".stream",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -71,7 +71,7 @@ MatchBenchArgs parse_match_bench_args(int argc, char** argv) {
       a.gallery_sizes = parse_int_list(flag, value, 1, int64_t{1} << 40);
     } else if (flag == "--queries") {
       a.queries.clear();
-      for (int64_t q : parse_int_list(flag, value, 1, 65536)) a.queries.push_back(static_cast<int>(q));
+      for (int64_t q : parse_int_list(flag, value, 1, 65535)) a.queries.push_back(static_cast<int>(q));
     } else if (flag == "--k") {
       a.k = static_cast<int>(parse_int(flag, value, 1, 1024));
     } else if (flag == "--dim") {

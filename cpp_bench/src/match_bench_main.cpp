@@ -136,6 +136,7 @@ void bench_cuda(const MatchBenchArgs& args, const Workload& w, BenchReport* repo
   cuda_self_check_case(5000, 67, 5, 7, 1500);       // several chunks, partial segments, one merge pass
   cuda_self_check_case(40000, 64, 3, 200, 20000);  // several merge passes (candidates > one segment)
   std::fprintf(stderr, "match_bench: CUDA self-check passed\n");
+  report->extra.emplace_back("cuda_self_check", std::string("passed"));
 
   const int64_t max_n = *std::max_element(args.gallery_sizes.begin(), args.gallery_sizes.end());
   CudaMatcher matcher(w.gallery.data(), max_n, args.dim, CudaMatcherCfg{0, args.chunk_rows});

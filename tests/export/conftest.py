@@ -1,28 +1,25 @@
 """Shared fixtures for the export tests: tiny-test towers with random weights, exported once per session."""
 from __future__ import annotations
 
-import numpy as np
+import os
+import sys
+
 import onnx
 import pytest
-import torch
 
-from export.checkpoint import LoadedCheckpoint, save_checkpoint
-from export.fp16 import convert_to_fp16
-from export.onnx_export import ROLES, export_graph
-from tvreid_sdk.config import SamplerCfg
-from tvreid_sdk.modeling.arch import get_arch
-from tvreid_sdk.modeling.clip import CLIPTowers
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:  # lets the test modules import export_test_utils
+    sys.path.insert(0, _HERE)
 
-NUM_FRAMES = 4
-
-
-def make_towers(name: str = "tiny-test", seed: int = 0) -> CLIPTowers:
-    torch.manual_seed(seed)
-    return CLIPTowers(get_arch(name)).eval()
+from export.checkpoint import LoadedCheckpoint, save_checkpoint  # noqa: E402
+from export.fp16 import convert_to_fp16  # noqa: E402
+from export.onnx_export import ROLES, export_graph  # noqa: E402
+from export_test_utils import NUM_FRAMES, make_towers, random_feeds  # noqa: E402
+from tvreid_sdk.config import SamplerCfg  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def towers() -> CLIPTowers:
+def towers():
     return make_towers()
 
 
@@ -54,20 +51,3 @@ def graphs(towers, tmp_path_factory) -> dict:
 def feeds():
     """``feeds(role, batch, seed=0)`` → valid random inputs for a tiny-test graph."""
     return random_feeds
-
-
-def random_feeds(role: str, batch: int, seed: int = 0, cfg=None) -> dict[str, np.ndarray]:
-    """Valid random inputs for a tiny-test graph."""
-    cfg = cfg or get_arch("tiny-test")
-    rng = np.random.default_rng(seed)
-    h, w = cfg.vision.image_size
-    if role == "text_encoder":
-        ids = rng.integers(1, 49405, size=(batch, 77)).astype(np.int32)
-        eot = rng.integers(1, 77, size=batch).astype(np.int32)
-        eot[0] = 76
-        ids[:, 0] = 49406
-        ids[np.arange(batch), eot] = 49407
-        return {"input_ids": ids, "eot_index": eot}
-    if role == "video_encoder":
-        return {"frames": rng.integers(0, 256, size=(batch, NUM_FRAMES, h, w, 3), dtype=np.uint8)}
-    return {"frames": rng.integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)}

@@ -7,6 +7,7 @@ Modes (``python _gallery_child.py MODE GALLERY_DIR ...``):
   create  GALLERY_DIR                      create the gallery, print ``CREATED``.
   append  GALLERY_DIR --run R [--seconds S] open it, print ``READY``, then append batches of run R forever
                                            (or for S seconds) and print ``ACK <batch>`` after each COMMIT.
+                                           The crash test also runs ``append_loop`` in a forked child.
   search  GALLERY_DIR --seconds S           search in a loop, check every answer, print one JSON summary.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import sys
 import time
 import zlib
+from typing import Callable
 
 import numpy as np
 
@@ -65,17 +67,18 @@ def add_batch(gallery: Gallery, run: int, batch: int) -> None:
     gallery.add([record_for_key(k) for k in keys], np.stack([embedding_for_key(k) for k in keys]))  # [n,DIM]
 
 
-def _append(directory: str, run: int, seconds: float) -> None:
+def append_loop(directory: str, run: int, seconds: float, emit: Callable[[str], None]) -> None:
+    """Open the gallery, emit ``READY``, append batches of ``run`` and emit ``ACK <batch>`` after each COMMIT."""
     gallery = Gallery.open(directory, model_id=MODEL)
-    print("READY", flush=True)
+    emit("READY")
     deadline = time.monotonic() + seconds
     batch = 0
     while time.monotonic() < deadline:
         add_batch(gallery, run, batch)
-        print(f"ACK {batch}", flush=True)  # only after add() returned, i.e. after COMMIT
+        emit(f"ACK {batch}")  # only after add() returned, i.e. after COMMIT
         batch += 1
     gallery.close()
-    print("DONE", flush=True)
+    emit("DONE")
 
 
 def _search(directory: str, seconds: float) -> None:
@@ -118,7 +121,7 @@ def main(argv: list[str]) -> None:
         Gallery.create(args.directory, MODEL, DIM).close()
         print("CREATED", flush=True)
     elif args.mode == "append":
-        _append(args.directory, args.run, args.seconds)
+        append_loop(args.directory, args.run, args.seconds, lambda line: print(line, flush=True))
     else:
         _search(args.directory, args.seconds)
 

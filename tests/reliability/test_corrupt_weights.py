@@ -183,3 +183,22 @@ def test_random_byte_flips_never_crash_or_hang(tmp_path):
     assert slowest["secs"] < 5.0, slowest
     outcomes = {r["outcome"] for r in done}
     assert outcomes == {"loaded", "error"}  # both paths were exercised
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+@pytest.mark.parametrize("keep", [0.5, 40])
+def test_truncated_torch_checkpoint_is_a_format_error_not_unsafe(tmp_path, zip_format, keep):
+    path = tmp_path / "model.pt"
+    torch.save(small_state(), path, _use_new_zipfile_serialization=zip_format)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep) if keep < 1 else keep])
+    err = assert_format_error(path, "corrupt")
+    assert type(err) is ModelFormatError
+
+
+def test_fp8_tensors_are_checked_too(tmp_path):
+    fine = {"q": torch.tensor([0.5, -2.0]).to(torch.float8_e4m3fn)}
+    path = save_safetensors(fine, tmp_path / "fp8.safetensors")
+    assert torch.equal(load_state_dict(path)["q"].float(), torch.tensor([0.5, -2.0]))
+    nan = {"q": torch.tensor([0x7F, 0x00], dtype=torch.uint8).view(torch.float8_e4m3fn)}  # 0x7F is NaN in e4m3fn
+    assert_format_error(save_safetensors(nan, tmp_path / "fp8nan.safetensors"), r"'q' holds 1 NaN/Inf")

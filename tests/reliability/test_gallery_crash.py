@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,18 @@ def _kill_and_collect(proc: subprocess.Popen) -> list[str]:
     return complete.splitlines()
 
 
-def _check_rows_bit_exact(gallery: Gallery) -> set[str]:
-    """Every row's vector equals the deterministic embedding of its key; returns the keys."""
+def _check_rows_bit_exact(gallery: Gallery, expected: dict[str, bytes] | None = None) -> set[str]:
+    """Every row's vector equals the deterministic embedding of its key; returns the keys.
+
+    ``expected`` caches key -> embedding bytes across calls (regenerating thousands per run is slow).
+    """
+    expected = {} if expected is None else expected
     snap = gallery.snapshot()
     for key, vec in zip(snap.keys.tolist(), snap.vectors):
-        assert vec.tobytes() == child.embedding_for_key(key).tobytes(), f"row {key} has a wrong embedding"
+        want = expected.get(key)
+        if want is None:
+            want = expected[key] = child.embedding_for_key(key).tobytes()
+        assert vec.tobytes() == want, f"row {key} has a wrong embedding"
     return set(snap.keys.tolist())
 
 
@@ -76,26 +84,60 @@ def _check_run(gallery: Gallery, run: int, present: set[str], acked: list[int]) 
             assert entry.embedding.tobytes() == child.embedding_for_key(key).tobytes()
 
 
+def _fork_appender(directory: Path, run: int) -> tuple[int, int]:
+    """A forked child running ``append_loop`` (no interpreter start-up, so many kills per second of test)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        try:
+            os.close(read_fd)
+            child.append_loop(str(directory), run, float("inf"), lambda line: os.write(write_fd, f"{line}\n".encode()))
+        except BaseException:
+            os.write(write_fd, ("ERROR " + traceback.format_exc().replace("\n", " | ") + "\n").encode())
+        finally:
+            os._exit(1)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _kill_forked(pid: int, read_fd: int) -> list[str]:
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    chunks = []
+    while chunk := os.read(read_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_fd)
+    text = b"".join(chunks).decode()
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"child ended by itself: {text[-2000:]}"
+    return text[: text.rfind("\n") + 1].splitlines()  # drop a line cut by the kill
+
+
+RUNS_PER_GALLERY = 25  # a fresh gallery every 25 kills keeps the per-run checks (and the test) fast
+
+
 def _kill_during_appends(tmp_path: Path, runs: int, seed: int) -> None:
-    directory = tmp_path / "gallery"
-    Gallery.create(directory, child.MODEL, child.DIM).close()
     rng = np.random.default_rng(seed)
-    previous: set[str] = set()
     total_acked = 0
     for run in range(runs):
-        proc = _spawn("append", str(directory), "--run", str(run))
-        if rng.random() < 0.15:
-            time.sleep(rng.uniform(0.0, 0.4))  # kill during start-up, open or WAL recovery
+        if run % RUNS_PER_GALLERY == 0:
+            directory = tmp_path / f"gallery{run // RUNS_PER_GALLERY}"
+            Gallery.create(directory, child.MODEL, child.DIM).close()
+            previous: set[str] = set()
+            expected: dict[str, bytes] = {}
+        if rng.random() < 0.15 or not hasattr(os, "fork"):
+            # A fresh interpreter: the kill may land during start-up, Gallery.open or WAL recovery.
+            proc = _spawn("append", str(directory), "--run", str(run))
+            time.sleep(rng.uniform(0.0, 1.0))
+            lines = _kill_and_collect(proc)
         else:
-            ready = proc.stdout.readline()
-            assert ready == b"READY\n", proc.stderr.read().decode()[-2000:]
-            time.sleep(rng.uniform(0.0, 0.25))  # kill in the middle of the append loop (a commit takes ~1-15 ms)
-        lines = _kill_and_collect(proc)
+            pid, read_fd = _fork_appender(directory, run)  # no Gallery is open in this process here
+            time.sleep(rng.uniform(0.0, 0.15))  # open + appends (a commit takes ~1-15 ms)
+            lines = _kill_forked(pid, read_fd)
         acked = [int(line.split()[1]) for line in lines if line.startswith("ACK ")]
         total_acked += len(acked)
         with Gallery.open(directory, model_id=child.MODEL) as gallery:  # quick_check + every crc32
             gallery.verify(full=run % 10 == 0)
-            present = _check_rows_bit_exact(gallery)
+            present = _check_rows_bit_exact(gallery, expected)
             assert previous <= present, f"rows committed before run {run} disappeared"
             _check_run(gallery, run, present, acked)
             previous = present
@@ -111,25 +153,44 @@ def test_kill9_during_appends_200_runs(tmp_path):
     _kill_during_appends(tmp_path, max(200, CRASH_RUNS), seed=1)
 
 
+def _fork_creator(directory: Path) -> int:
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        try:
+            Gallery.create(directory, child.MODEL, child.DIM).close()
+        finally:
+            os._exit(0)
+    return pid
+
+
 def test_kill9_during_create_leaves_no_half_gallery(tmp_path):
     rng = np.random.default_rng(2)
-    outcomes = set()
-    for i in range(max(4, CRASH_RUNS // 5)):
+    outcomes = {"created": 0, "absent": 0}
+    for i in range(max(6, CRASH_RUNS // 3)):
         directory = tmp_path / f"g{i}"
-        proc = _spawn("create", str(directory))
-        time.sleep(rng.uniform(0.05, 0.6))
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+        if hasattr(os, "fork"):
+            pid = _fork_creator(directory)
+            time.sleep(rng.uniform(0.0, 0.06))  # creating takes ~20-60 ms, mostly fsyncs
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        else:
+            proc = _spawn("create", str(directory))
+            time.sleep(rng.uniform(0.3, 0.9))
+            proc.kill()
+            proc.communicate(timeout=60)
         try:
-            with Gallery.open(directory, model_id=child.MODEL) as gallery:
+            with Gallery.open(directory, model_id=child.MODEL, full_check=True) as gallery:
                 assert len(gallery) == 0 and gallery.embed_dim == child.DIM
-                outcomes.add("created")
+                outcomes["created"] += 1
         except GalleryCorruptError:
-            raise
+            raise  # a half-written gallery.sqlite must never be visible
         except GalleryError as exc:
             assert "no gallery at" in str(exc)
-            outcomes.add("absent")
-    assert outcomes, "no outcome recorded"
+            outcomes["absent"] += 1
+            Gallery.create(directory, child.MODEL, child.DIM).close()  # leftovers of the killed create never block
+            with Gallery.open(directory, model_id=child.MODEL) as gallery:
+                assert len(gallery) == 0
+    print(f"kill during create: {outcomes}")
 
 
 # ---------------------------------------------------------------------------------------------- truncation
@@ -148,8 +209,9 @@ def _build(directory: Path, keep_open: bool) -> tuple[list[dict[str, bytes]], Pa
         states.append(_state(gallery))
         if b == 3:  # move batches 0-3 into the main file; 4-7 then live only in the WAL
             con = sqlite3.connect(directory / GALLERY_DB)
-            assert con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0] == 0
+            busy, wal_frames, copied = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             con.close()
+            assert busy == 0 and wal_frames == copied > 0
     snapshot_dir = directory.parent / f"{directory.name}-snapshot"
     if keep_open:
         shutil.copytree(directory, snapshot_dir)  # live copy: the WAL holds the commits (like a crash)
@@ -187,6 +249,8 @@ def _truncate_trials(tmp_path: Path, keep_open: bool, n_offsets: int, seed: int)
             assert state in states, f"{name} cut at {offset}: not a committed state ({len(state)} rows)"
             if name == GALLERY_DB:  # the WAL is intact, so nothing committed may be lost
                 assert state == states[-1], f"{name} cut at {offset}: recovered an older state"
+            else:  # batches 0-3 were checkpointed into the intact main file
+                assert states.index(state) >= 4, f"{name} cut at {offset}: lost checkpointed batches"
             outcomes["last" if state == states[-1] else "earlier"] += 1
         shutil.rmtree(trial_dir)
     return outcomes

@@ -157,7 +157,8 @@ def sample_person(rng: np.random.Generator, pid: int) -> PersonAttrs:
     """
     gender = _pick(rng, GENDERS)
     female = gender == "female"
-    hair_length = ("long" if rng.random() < 0.85 else "short") if female else ("short" if rng.random() < 0.95 else "long")
+    long_hair = rng.random() < (0.85 if female else 0.05)
+    hair_length = "long" if long_hair else "short"
     upper_type = _pick(rng, UPPER_TYPES)
     upper_color = _pick(rng, COLOR_NAMES)
     lower_types = LOWER_TYPES if female else LOWER_TYPES[:3]

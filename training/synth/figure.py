@@ -83,7 +83,7 @@ def _body(person: PersonAttrs, pose: Pose) -> _Body:
     b = person.build
     cyc = pose.action == "cycling"
     return _Body(sw=(0.125 if male else 0.105) * b, ww=(0.105 if male else 0.085) * b,
-                 hw=(0.10 if male else 0.112) * b, lean=0.10 * pose.facing if cyc else 0.0, drop=0.03 if cyc else 0.0)
+                 hw=(0.10 if male else 0.112) * b, lean=0.08 * pose.facing if cyc else 0.0, drop=0.03 if cyc else 0.0)
 
 
 def _joints(person: PersonAttrs, pose: Pose, body: _Body) -> dict:
@@ -207,17 +207,18 @@ def _draw_torso(draw, pose: Pose, person: PersonAttrs, body: _Body):
                 for bx in (-0.03, 0.03):
                     _ellipse(draw, pose, bx + L * (1 - (y - neck_y) / (hem - neck_y)), y, 0.008, 0.006, dark)
         for side in (-1, 1):  # lapels / collar
-            _poly(draw, pose, [(L + side * 0.03, neck_y), (L + side * 0.085, neck_y), (L + side * 0.035, neck_y + 0.09)],
-                  dark)
+            lapel = [(L + side * 0.03, neck_y), (L + side * 0.085, neck_y), (L + side * 0.035, neck_y + 0.09)]
+            _poly(draw, pose, lapel, dark)
     elif ut == "shirt":
         for side in (-1, 1):
-            _poly(draw, pose, [(L, neck_y + 0.03), (L + side * 0.055, neck_y - 0.005), (L + side * 0.04, neck_y + 0.045)],
-                  _shade(up, 1.25))
+            collar = [(L, neck_y + 0.03), (L + side * 0.055, neck_y - 0.005), (L + side * 0.04, neck_y + 0.045)]
+            _poly(draw, pose, collar, _shade(up, 1.25))
         _line(draw, pose, [(L, neck_y + 0.03), (0.0, hem)], dark, 0.005)
     elif ut == "hoodie":
         _poly(draw, pose, [(-0.07, hem - 0.11), (0.07, hem - 0.11), (0.085, hem - 0.02), (-0.085, hem - 0.02)], dark)
         for side in (-1, 1):
-            _line(draw, pose, [(L + side * 0.02, neck_y + 0.01), (L * 0.7 + side * 0.022, neck_y + 0.09)], _WHITE, 0.006)
+            string = [(L + side * 0.02, neck_y + 0.01), (L * 0.7 + side * 0.022, neck_y + 0.09)]
+            _line(draw, pose, string, _WHITE, 0.006)
     elif ut == "sweater":
         _poly(draw, pose, [pts[4], pts[3], (pts[3][0], hem - 0.035), (pts[4][0], hem - 0.035)], dark)
     # Neckline (round for t-shirt/sweater/hoodie).
@@ -277,8 +278,8 @@ def _draw_behind(draw, pose: Pose, person: PersonAttrs, body: _Body):
     if person.hair_length == "long":
         hair = HAIR_COLORS[person.hair_color]
         bx = hx - 0.02 * f
-        _poly(draw, pose, [(bx - 0.068, hy - 0.02), (bx + 0.068, hy - 0.02), (bx + 0.075, hy + 0.2), (bx - 0.075, hy + 0.2)],
-              hair)
+        mane = [(bx - 0.068, hy - 0.02), (bx + 0.068, hy - 0.02), (bx + 0.075, hy + 0.2), (bx - 0.075, hy + 0.2)]
+        _poly(draw, pose, mane, hair)
     if person.upper_type == "hoodie":
         _ellipse(draw, pose, hx - 0.015 * f, hy + 0.03, 0.078, 0.085, _shade(person.upper_rgb, 0.85))
     if person.bag == "backpack":
@@ -295,13 +296,13 @@ def _draw_bag_front(draw, pose: Pose, person: PersonAttrs, body: _Body):
     bag = COLORS[person.bag_color]
     sh = 0.18 + body.drop
     if person.bag == "backpack":
-        for side in (-1, 1):
-            x = side * body.sw * 0.78 + body.lean
-            _line(draw, pose, [(x, sh), (x - side * 0.01, 0.37)], _shade(bag, 0.8), 0.014)
+        for side in (-1, 1):  # shoulder straps, following the torso's lean
+            top, bottom = (side * 0.86 * body.sw + body.lean, sh), (side * 0.8 * body.sw + 0.55 * body.lean, 0.37)
+            _line(draw, pose, [top, bottom], _shade(bag, 0.8), 0.014)
     elif person.bag == "bag":
         _line(draw, pose, [(-body.sw * 0.75 + body.lean, sh), (body.hw + 0.02, 0.46)], _shade(bag, 0.8), 0.01)
-        _poly(draw, pose, [(body.hw - 0.01, 0.44), (body.hw + 0.08, 0.44), (body.hw + 0.085, 0.56), (body.hw - 0.005, 0.56)],
-              bag)
+        x = body.hw
+        _poly(draw, pose, [(x - 0.01, 0.44), (x + 0.08, 0.44), (x + 0.085, 0.56), (x - 0.005, 0.56)], bag)
 
 
 def draw_person(img, person: PersonAttrs, pose: Pose, wheel_angle: float = 0.0) -> None:
@@ -337,10 +338,11 @@ def draw_person(img, person: PersonAttrs, pose: Pose, wheel_angle: float = 0.0) 
 def upper_probe_box(person: PersonAttrs, pose: Pose) -> tuple[int, int, int, int]:
     """Pixel box ``(x0, y0, x1, y1)`` on the chest that shows the upper garment's own colour.
 
-    It lies beside the open-jacket strip and below the collar, so its median colour is the garment's.
+    It lies between the open-jacket strip and the backpack strap, below the collar, so its median colour is the
+    garment's (thin bag straps may cross it).
     """
     body = _body(person, pose)
     y_top, y_bot = 0.25 + body.drop, 0.35 + body.drop
-    x_mid = body.lean * (1 - 0.3)
+    x_mid = body.lean * 0.72  # torso centre line at chest height (the torso leans when cycling)
     (x0, y0), (x1, y1) = pose.px(x_mid - 0.62 * body.sw, y_top), pose.px(x_mid - 0.3 * body.sw, y_bot)
     return int(math.floor(x0)), int(math.floor(y0)), int(math.ceil(x1)), int(math.ceil(y1))

@@ -100,7 +100,8 @@ def build_plan(ids: int, seed: int, opts: SynthOptions) -> DatasetPlan:
             role = "train" if pid_split[pid] != "test" else ("query" if k == query else "gallery")
             dir_rng = np.random.default_rng([seed, _RENDER, pid, k])
             tracklets.append(TrackletAttrs(
-                pid=pid, track_no=k + 1, camera=cam, action=acts[k], n_frames=_randint(track_rng, opts.frames_per_tracklet),
+                pid=pid, track_no=k + 1, camera=cam, action=acts[k],
+                n_frames=_randint(track_rng, opts.frames_per_tracklet),
                 background=cameras[cam - 1].scene, role=role, direction=action_direction(acts[k], dir_rng),
                 seed=_seed_of(seed, _RENDER, pid, k)))
 

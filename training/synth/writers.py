@@ -8,8 +8,9 @@ metadata records for ``synth_meta.json`` plus split counts. Layouts (see ``docs/
   ``{"img_path": [absolute authors'-style paths], "person_id", "track_id", "captions": [one]}``,
   ``json.dumps(indent=4)`` without trailing newline, exactly like the release files.
 * ``mars``: same frames plus distractor (``0000``) and junk (``00-1``) test tracklets and ``info/`` with
-  ``train_name.txt``, ``test_name.txt``, ``tracks_{train,test}_info.mat`` (float64 rows
-  ``[start, end, pid, camid]``, 1-based inclusive) and ``query_IDX.mat`` (1-based rows of the test tracks).
+  ``train_name.txt``, ``test_name.txt``, ``tracks_{train,test}_info.mat`` (int32 rows
+  ``[start, end, pid, camid]``, 1-based inclusive) and ``query_IDX.mat`` (int32 ``(1, Q)``, 1-based rows of
+  the test tracks).
 * ``cuhk-pedes``: ``imgs/<subdir>/<pid4><n3>.png`` (one frame of each tracklet) and ``reid_raw.json``.
 """
 from __future__ import annotations
@@ -28,6 +29,10 @@ from .render import render_clutter, render_tracklet
 from .scenes import CameraAssets, camera_assets
 
 _CAPTION_SALT = 4
+#: Integer class of the MARS ``.mat`` tables. The release loads as int32 (``loadmat(...)['track_train_info']``
+#: -> ``array([ 1, 16, 1, 1], dtype=int32)``, liangzheng06/MARS-evaluation#11); deep-person-reid slices the
+#: name list with these values, which fails for floats.
+MAT_DTYPE = np.int32
 
 
 class FrameSource:
@@ -158,9 +163,9 @@ def write_mars(root: Path, plan: DatasetPlan, opts: SynthOptions, size) -> tuple
             if r["role"] == "query":
                 query_rows.append(len(rows))
         write_lines(info / f"{split}_name.txt", names)
-        write_mat(info / fname, key, np.asarray(rows, dtype=np.float64).reshape(-1, 4))  # [N,4]
+        write_mat(info / fname, key, np.asarray(rows, dtype=MAT_DTYPE).reshape(-1, 4))  # [N,4]
         if split == "test":
-            write_mat(info / "query_IDX.mat", "query_IDX", np.asarray(query_rows, dtype=np.float64))  # [Q]
+            write_mat(info / "query_IDX.mat", "query_IDX", np.asarray(query_rows, dtype=MAT_DTYPE))  # [Q] -> (1,Q)
     return records, _role_counts(records, ("train", "query", "gallery", "distractor", "junk"))
 
 

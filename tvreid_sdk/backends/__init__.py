@@ -16,7 +16,7 @@ def auto_backend_order(bundle: Bundle) -> list[str]:
     ONNX Runtime CUDA (provider present), ONNX Runtime CPU."""
     order = []
     has_plan = any(a.kind == "trt_plan" for a in bundle.manifest.artifacts)
-    if has_plan and (importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx")):
+    if has_plan and (importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx_bindings")):
         order.append("tensorrt")
     if onnxrt.cuda_provider_available():
         order.append("ort-cuda")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bundle import Bundle, LocalEngineSide, check_engine_compat
-from ..bundle.manifest import ArtifactInfo
-from ..errors import BackendUnavailableError, BundleError, ModelFormatError
+from ..bundle import Bundle, LocalEngineSide
+from ..bundle.engine_safety import deserialize_checked, make_logger
+from ..errors import BackendUnavailableError, BundleError
 from .base import BACKENDS, Backend
 
 
@@ -22,7 +22,7 @@ def import_tensorrt():
     except ImportError:
         pass
     try:
-        import tensorrt_rtx as trt  # TensorRT for RTX keeps the same API family
+        import tensorrt_rtx_bindings as trt  # TensorRT for RTX keeps the same API family
 
         return trt, "tensorrt_rtx"
     except ImportError as exc:
@@ -54,39 +54,6 @@ def local_gpu() -> tuple[str, str]:
                                   "TensorRT engines need an NVIDIA GPU")
 
 
-class _CapturingLogger:
-    """A TensorRT ILogger that keeps warnings and errors for error messages."""
-
-    def __new__(cls, trt):
-        class Logger(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
-                self.messages: list[str] = []
-
-            def log(self, severity, msg):
-                if severity <= trt.ILogger.Severity.WARNING:
-                    self.messages.append(str(msg))
-
-        return Logger()
-
-
-def deserialize_checked(trt, runtime_name: str, plan: bytes, art: ArtifactInfo, local: LocalEngineSide,
-                        bundle_path: str, logger=None):
-    """Compare engine metadata with ``local`` first, then deserialise; a ``None`` engine is an error
-    carrying TensorRT's log, never a crash later."""
-    if art.engine is None:
-        raise BundleError(f"{art.path}: engine has no metadata in manifest.json; rebuild it with `tvreid export --trt`")
-    check_engine_compat(art.engine, local, plan_name=art.path, bundle_path=bundle_path)
-    logger = logger or _CapturingLogger(trt)
-    runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(plan)
-    if engine is None:
-        log = "; ".join(getattr(logger, "messages", [])[-5:]) or "no log output"
-        raise ModelFormatError(f"{art.path}: TensorRT could not deserialise the plan ({log}); "
-                               "rebuild it with `tvreid export --trt`")
-    return runtime, engine
-
-
 class TensorRTBackend(Backend):
     """Runs ``*.plan`` engines from the bundle (dynamic batch within the engine's profile)."""
 
@@ -113,8 +80,12 @@ class TensorRTBackend(Backend):
                 or self.manifest.find(role, kind="trt_plan")
             if art is None:
                 continue
-            runtime, engine = deserialize_checked(self.trt, runtime_name, bundle.read(art), art, local,
-                                                  str(bundle.root))
+            if art.engine is None:
+                raise BundleError(f"{bundle.path_of(art)}: engine has no metadata in manifest.json; rebuild it with "
+                                  f"`tvreid export {bundle.root}/weights.safetensors --trt --out NEW_BUNDLE`")
+            runtime = self.trt.Runtime(make_logger(self.trt))  # runtime.logger keeps TensorRT's messages
+            engine = deserialize_checked(bundle.read(art), art.engine, local, runtime, plan_name=art.path,
+                                         bundle_path=str(bundle.root))
             self.engines[role] = (runtime, engine, engine.create_execution_context())
             profile = art.engine.profiles[0] if art.engine.profiles else None
             if profile:

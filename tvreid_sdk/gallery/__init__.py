@@ -5,9 +5,11 @@ Design:
 - **SQLite is the source of truth.** A gallery is a directory holding ``gallery.sqlite`` in WAL mode
   with ``synchronous=FULL``. Each ``Gallery.add`` batch is ONE transaction: after ``add`` returns, the
   batch survives a kill -9 or power loss; a batch interrupted half-way never becomes visible. Every
-  embedding is stored as float32 little-endian bytes with its crc32. Opening runs ``PRAGMA quick_check``
-  and re-checks every row's crc32 and size, and fails with GalleryCorruptError rather than return wrong
-  rows. The ``meta`` row binds the gallery to one embedding space (``model_id``, ``embed_dim``).
+  embedding is stored as float32 little-endian bytes with its crc32, and the other columns carry
+  checksums too (SQLite itself does not checksum content). Opening runs ``PRAGMA quick_check`` and
+  re-checks every row's embedding crc32, size and metadata checksum; ``get`` verifies the whole row.
+  Damage raises GalleryCorruptError rather than return wrong rows. The ``meta`` row binds the gallery
+  to one embedding space (``model_id``, ``embed_dim``); other models' vectors are refused.
 - **The matrix is a derived cache.** Search runs on an in-memory [N,D] float32/float16 matrix plus
   metadata arrays, built from the store and refreshed incrementally: every write transaction bumps a
   ``generation`` counter, and a reader that sees a new generation loads only the rows appended since

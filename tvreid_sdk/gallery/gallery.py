@@ -63,7 +63,7 @@ class Gallery:
         self._matcher: Optional[Matcher] = None
         self._matcher_snapshot: Optional[MatrixSnapshot] = None
         try:
-            self.snapshot()  # loads every row: checks crc32 and dimension of each embedding
+            self.snapshot()  # loads every row: embedding crc32 + size and metadata checksum
         except BaseException:
             store.close()
             raise

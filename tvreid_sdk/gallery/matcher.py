@@ -158,6 +158,9 @@ def topk_cosine(queries: np.ndarray, gallery: np.ndarray, k: int, mask: Optional
             if block.dtype != np.float32:
                 block = block.astype(np.float32)  # fp16 -> fp32 upcast, one chunk at a time
             scores = qb @ block.T  # [Qb,C]
+            if not np.isfinite(scores).all():  # one cheap pass; the GEMM costs ~D times more
+                raise GalleryError(f"gallery rows {start}..{min(start + chunk_rows, n_rows) - 1} contain NaN or "
+                                   "Inf; the matrix must hold finite unit-norm rows (rebuild it from the store)")
             s, c = block_topk(scores, k)
             gidx = (cols[c] if cols is not None else c) + start
             best_s, best_i = merge_topk(best_s, best_i, s, gidx, k)

@@ -4,6 +4,7 @@ torch is imported when the matcher is built, never when this package is imported
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -48,10 +49,10 @@ class TorchMatcher(Matcher):
             raise BackendUnavailableError("the torch matcher was asked for CUDA but torch sees no GPU; "
                                           "use device='cpu' or check the driver")
         dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        host = np.ascontiguousarray(self.gallery)
-        if not host.flags.writeable:
-            host = host.copy()
-        self._resident = torch.from_numpy(host).to(self.device, dtype)  # [N,D] on the device
+        with warnings.catch_warnings():  # snapshots are read-only; the resident copy is never written to
+            warnings.simplefilter("ignore", UserWarning)
+            host = torch.from_numpy(np.ascontiguousarray(self.gallery))
+        self._resident = host.to(self.device, dtype)  # [N,D] on the device (shares memory on CPU float32)
 
     def topk(self, queries: np.ndarray, k: int, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -19,7 +20,7 @@ def _check_optional_str(name: str, value: object, key: str) -> None:
 def _check_optional_time(name: str, value: object, key: str) -> Optional[float]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
         raise GalleryError(f"tracklet {key!r}: {name} must be finite unix seconds (float) or None, got {value!r}")
     return float(value)
 

@@ -40,6 +40,7 @@ BUSY_TIMEOUT_S = 30.0
 _IN_CHUNK = 500  # keys per "IN (...)" query, below SQLite's variable limit
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_ACCESS_CODES = (3, 8, 14)  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN
 
 _SCHEMA = """
 CREATE TABLE meta (
@@ -237,6 +238,10 @@ class GalleryStore:
             if _error_code(exc) in _BUSY_CODES:
                 raise GalleryError(f"gallery {db_path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; "
                                    "retry when the other writer is done") from exc
+            if _error_code(exc) in _ACCESS_CODES:
+                raise GalleryError(f"cannot open gallery {db_path} ({exc}); SQLite needs read access to the file "
+                                   "and write access to its directory (for the -wal/-shm files), even read-only; "
+                                   "check the permissions") from exc
             raise GalleryCorruptError(corrupt_message(db_path, str(exc))) from exc
         meta = GalleryMeta(int(row[0]), str(row[1]), int(row[2]), float(row[3]))
         if meta.schema_version != SCHEMA_VERSION:
@@ -287,10 +292,11 @@ class GalleryStore:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ writes
     def existing_keys(self, conn: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
@@ -309,7 +315,8 @@ class GalleryStore:
             if existing and not skip_existing:
                 sample = ", ".join(repr(k) for k in sorted(existing)[:5])
                 raise GalleryError(f"{len(existing)} key(s) already in gallery {self.db_path.parent} (e.g. {sample}); "
-                                   "pass skip_existing=True to resume an interrupted indexing run, or delete them first")
+                                   "pass skip_existing=True to resume an interrupted indexing run, or delete them "
+                                   "first")
             rows = []
             for r, blob in zip(records, blobs):
                 if r.key not in existing:

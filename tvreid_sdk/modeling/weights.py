@@ -15,14 +15,16 @@ level), open_clip ``CustomTextCLIP`` and ours (text tower under ``text.``), IRRA
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import pickle
 import re
-import tempfile
 import warnings
+import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,21 +84,21 @@ def load_state_dict(path: str | os.PathLike, *, allow_torchscript: bool = False)
     elif _is_torchscript_archive(path):
         state = _load_torchscript(path, allow_torchscript)
     else:
-        state = _load_pickle(path)
+        state = _load_pickle(path, allow_torchscript)
     state = _strip_wrapper_prefixes(state)
     _check_finite(state, path)
     return state
 
 
 def _format_error(path: Path, what: str) -> ModelFormatError:
-    return ModelFormatError(f"{path}: {what}. The weight file is corrupt or not a safetensors file; "
-                            "re-download or re-export it.")
+    return ModelFormatError(f"{path}: {what}. The weight file is corrupt or not in a supported "
+                            "format; re-download or re-export it.")
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"duplicate key(s) {sorted({k for k in keys if keys.count(k) > 1})[:3]}")
+    counts = Counter(k for k, _ in pairs)
+    if len(counts) != len(pairs):
+        raise ValueError(f"duplicate key(s) {sorted(k for k, n in counts.items() if n > 1)[:3]}")
     return dict(pairs)
 
 
@@ -170,7 +172,8 @@ def _is_torchscript_archive(path: Path) -> bool:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return False
-    return any(n.split("/")[-1] == "constants.pkl" or "/code/" in f"/{n}" for n in names)
+    parts = [n.split("/") for n in names]  # entries live under one root folder named after the archive
+    return any(len(p) > 1 and (p[1] == "constants.pkl" or (p[1] == "code" and len(p) > 2)) for p in parts)
 
 
 def _load_torchscript(path: Path, allow: bool) -> dict[str, torch.Tensor]:
@@ -203,18 +206,21 @@ def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
     return found
 
 
-def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
+def _load_pickle(path: Path, allow_torchscript: bool) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = _unsafe_globals(path, exc)
-        if found or "unsupported" in str(exc).lower():
-            listed = ", ".join(found) if found else "(see torch's message below)"
-            raise UnsafeCheckpointError(
-                f"refusing to load {path}: it is a pickle that needs globals outside the weights-only allowlist: "
-                f"{listed}. Unpickling them could run code from the file. {_CONVERT_HINT}", found) from None
-        raise _format_error(path, f"the pickle is malformed ({exc})") from None
+        reason = next((ln.strip() for ln in str(exc).splitlines() if "nsupported" in ln), "")
+        if not found and not reason:
+            raise _format_error(path, f"the pickle is malformed ({exc})") from None
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it is a pickle that needs globals outside the weights-only allowlist: "
+            f"{', '.join(found) or reason}. Unpickling them could run code from the file. {_CONVERT_HINT}",
+            found) from None
     except Exception as exc:  # zip/EOF/storage errors from a corrupt checkpoint
+        if "TorchScript" in str(exc):  # torch recognised an archive our sniffing missed
+            return _load_torchscript(path, allow_torchscript)
         raise _format_error(path, f"torch.load failed ({type(exc).__name__}: {exc})") from None
     return _unwrap_state_dict(obj, path)
 
@@ -252,8 +258,9 @@ def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
     for key, value in state.items():
         if key.endswith("attn_mask") or not (value.is_floating_point() or value.is_complex()):
             continue  # causal masks hold -inf by design
-        if not bool(torch.isfinite(value).all()):
-            bad = int((~torch.isfinite(value)).sum())
+        finite = torch.isfinite(value.float() if value.element_size() == 1 else value)  # no fp8 isfinite kernel
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
             raise ModelFormatError(f"{path}: tensor {key!r} holds {bad} NaN/Inf value(s). The weights are corrupt "
                                    "(or came from a diverged run); use another checkpoint.")
 
@@ -293,8 +300,9 @@ def _checkpoint_grid(num_tokens: int, target: tuple[int, int], src_grid: tuple[i
     side = math.isqrt(max(n, 0))
     if side * side != n or n == 0:
         raise ModelFormatError(f"cannot infer the patch grid of a visual.positional_embedding with {num_tokens} rows "
-                               f"(not 1 + a square) for a model grid of {target[0]}x{target[1]}; pass src_grid=(gh, gw) with the "
-                               "checkpoint's grid, or pick the architecture the file was trained for.")
+                               f"(not 1 + a square) for a model grid of {target[0]}x{target[1]}; pass "
+                               "src_grid=(gh, gw) with the checkpoint's grid, or pick the architecture the file was "
+                               "trained for.")
     return side, side
 
 
@@ -410,28 +418,19 @@ def save_safetensors(model_or_sd: nn.Module | Mapping[str, torch.Tensor], path: 
         tensors[key] = value
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # same filesystem as path
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        save_file(tensors, str(tmp), metadata=metadata)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    with contextlib.suppress(OSError):  # make the rename durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

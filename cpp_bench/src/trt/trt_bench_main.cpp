@@ -111,6 +111,7 @@ struct EngineRunner {
         auto mem = std::make_unique<DeviceMemory>();
         const size_t bytes = std::max<size_t>(1, volume(shape) * element_size(engine->getTensorDataType(name.c_str())));
         TRT_BENCH_CUDA_CHECK(cudaMalloc(&mem->ptr, bytes));
+        TRT_BENCH_CUDA_CHECK(cudaMemset(mem->ptr, 0, bytes));  // defined contents (zeros) for synthetic inputs
         if (!context->setTensorAddress(name.c_str(), mem->ptr)) throw std::runtime_error("setTensorAddress " + name);
         buffers.push_back(std::move(mem));
       }
@@ -264,7 +265,7 @@ int run(const Args& args) {
       }
       shape_text += (shape_text.empty() ? "" : ",") + name + ":" + dims_text(shape);
     }
-    video.bind_all();  // inputs keep cudaMalloc'd contents: latency does not depend on pixel values
+    video.bind_all();  // zero-filled frames: latency does not depend on pixel values
     const LatencyStats vs = time_reps(args.warmup, args.reps, [&] {
       video.enqueue(stream);
       TRT_BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));

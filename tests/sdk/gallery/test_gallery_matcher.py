@@ -120,6 +120,13 @@ def test_bad_inputs_raise_gallery_error(bad, match):
         topk_cosine(**args)
 
 
+def test_non_finite_gallery_is_reported():
+    gallery = unit_rows(np.random.default_rng(0), 10, 8)
+    gallery[6, 2] = np.nan
+    with pytest.raises(GalleryError, match=r"rows 5\.\.9 contain NaN"):
+        topk_cosine(gallery[:1], gallery, 3, chunk_rows=5)
+
+
 def test_block_and_merge_helpers_order_by_score_then_index():
     scores = np.array([[0.1, 0.9, 0.9, 0.3, 0.9]], np.float32)
     s, c = block_topk(scores, 2)

@@ -212,6 +212,34 @@ def test_crc_or_dimension_mismatch_is_detected_on_open(tmp_path, tamper, match):
         Gallery.open(tmp_path / "g")
 
 
+def test_metadata_checksum_is_checked_when_the_matrix_loads(tmp_path):
+    with Gallery.create(tmp_path / "g", MODEL, DIM) as g:
+        g.add(records(3), unit_rows(np.random.default_rng(14), 3, DIM))
+    con = sqlite3.connect(tmp_path / "g" / GALLERY_DB)
+    con.execute("UPDATE tracklet SET camera = 'C9' WHERE key = 't0001'")
+    con.commit()
+    con.close()
+    with pytest.raises(GalleryCorruptError, match="row 2 has damaged metadata"):
+        Gallery.open(tmp_path / "g")
+
+
+def test_thumbnail_damage_is_caught_by_get_and_full_check(tmp_path):
+    with Gallery.create(tmp_path / "g", MODEL, DIM) as g:
+        g.add(records(3), unit_rows(np.random.default_rng(15), 3, DIM))
+    con = sqlite3.connect(tmp_path / "g" / GALLERY_DB)
+    con.execute("UPDATE tracklet SET thumbnail = zeroblob(length(thumbnail)) WHERE key = 't0002'")
+    con.commit()
+    con.close()
+    with Gallery.open(tmp_path / "g") as g:  # the fast check does not read thumbnails...
+        assert g.get("t0001").record == records(3)[1]
+        with pytest.raises(GalleryCorruptError, match=r"'t0002'\) has damaged frame paths, caption or thumbnail"):
+            g.get("t0002")  # ...but a damaged row is never returned
+        with pytest.raises(GalleryCorruptError, match="t0002"):
+            g.verify(full=True)
+    with pytest.raises(GalleryCorruptError, match="t0002"):
+        Gallery.open(tmp_path / "g", full_check=True)
+
+
 def test_verify_detects_tampering_after_open(gallery):
     gallery.add(records(2), unit_rows(np.random.default_rng(12), 2, DIM))
     gallery.verify(full=True)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from tvreid_sdk.bundle import EngineMeta, LocalEngineSide, check_engine_compat
-from tvreid_sdk.errors import BundleError
+from .engine import LocalEngineSide, check_engine_compat
+from .manifest import EngineMeta
+from ..errors import BundleError
 
 _SEVERITY_NAMES = {0: "INTERNAL_ERROR", 1: "ERROR", 2: "WARNING", 3: "INFO", 4: "VERBOSE"}
 
@@ -63,7 +64,7 @@ def _log_position(runtime) -> tuple[object, int]:
 def _log_text(logger, since: int) -> str:
     messages = getattr(logger, "messages", None)
     if not isinstance(messages, list) or len(messages) <= since:
-        return "(TensorRT logged nothing; create the runtime with export.engine_safety.make_logger to capture it)"
+        return "(TensorRT logged nothing; create the runtime with tvreid_sdk.bundle.engine_safety.make_logger to capture it)"
     return "; ".join(f"[{sev}] {msg}" for sev, msg in messages[since:])
 
 
@@ -87,7 +88,7 @@ def deserialize_checked(plan_bytes: bytes, meta: EngineMeta, local_side: LocalEn
         BundleError: the plan's bytes do not match the metadata, or TensorRT returned no engine (its log quoted).
     """
     check_engine_compat(meta, local_side, plan_name=plan_name, bundle_path=bundle_path)
-    rebuild = f"tvreid export --trt --from-bundle {bundle_path} --out NEW_BUNDLE"
+    rebuild = f"tvreid export {bundle_path}/weights.safetensors --trt --out NEW_BUNDLE"  # as check_engine_compat
     if meta.plan_sha256 and hashlib.sha256(plan_bytes).hexdigest() != meta.plan_sha256:
         raise BundleError(f"{plan_name}: plan bytes ({len(plan_bytes)}) do not match the sha256 recorded at build "
                           f"time; the file is truncated or was modified. Rebuild it: {rebuild}")

@@ -98,9 +98,10 @@ def test_torchscript_accepted_with_flag(tiny, torchscript_file):
     assert_same_weights(lazy, tiny)
 
 
-def test_plain_torch_save_zip_is_not_mistaken_for_torchscript(tiny, tmp_path):
-    path = tmp_path / "plain.pt"
-    torch.save(tiny.state_dict(), path)  # also a zip archive, but without code/ or constants.pkl
+@pytest.mark.parametrize("name", ["plain.pt", "code.pt", "constants.pkl"])
+def test_plain_torch_save_zip_is_not_mistaken_for_torchscript(tiny, tmp_path, name):
+    path = tmp_path / name  # the archive's root folder is named after the file, e.g. code/data.pkl
+    torch.save(tiny.state_dict(), path)  # also a zip archive, but without <root>/code/ or <root>/constants.pkl
     assert sorted(load_state_dict(path)) == sorted(tiny.state_dict())
 
 
@@ -123,3 +124,14 @@ def test_nan_in_torch_checkpoint_is_rejected(tiny, tmp_path):
     torch.save(sd, path)
     with pytest.raises(ModelFormatError, match=r"visual\.proj.*1 NaN/Inf"):
         load_state_dict(path)
+
+
+@pytest.mark.filterwarnings("ignore:'torch.load' received a zip file")
+def test_torchscript_recognised_by_torch_is_still_refused(torchscript_file, monkeypatch):
+    """If our zip sniffing missed an archive layout, torch.load's own TorchScript detection still routes it."""
+    from tvreid_sdk.modeling import weights
+
+    monkeypatch.setattr(weights, "_is_torchscript_archive", lambda path: False)
+    with pytest.raises(UnsafeCheckpointError, match="TorchScript archive"):
+        load_state_dict(torchscript_file)
+    assert "visual.proj" in load_state_dict(torchscript_file, allow_torchscript=True)

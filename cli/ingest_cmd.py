@@ -1,0 +1,106 @@
+"""``tvreid ingest``: a camera video + its tracker output (MOTChallenge) → tracklets in a gallery."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+class _FrameProgress:
+    """Adapts ``progress(done, total)`` calls to a click progress bar on stderr (created on the first call)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total or 0, label="ingesting frames", file=sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.command()
+@click.argument("video", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tracks", "tracks_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Tracker output in MOTChallenge format: frame,id,x,y,w,h,conf,... (frames 1-based).")
+@click.option("--camera", required=True, help="Camera name stored with every tracklet (search filters by it).")
+@click.option("--start-time", help="ISO 8601 time of the first frame, e.g. 2024-05-01T10:00:00+02:00 "
+                                   "(default: the video's creation_time tag, else its file time).")
+@click.option("--bundle", "bundle_path", type=click.Path(), help="Model bundle (default: the demo model).")
+@click.option("--gallery", "gallery_path", required=True, type=click.Path(file_okay=False),
+              help="Gallery directory (created when missing).")
+@click.option("--backend", default="auto", show_default=True)
+@click.option("--segment-seconds", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Longest tracklet; longer tracks are cut into segments.")
+@click.option("--idle-seconds", default=1.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="A gap longer than this in a track starts a new tracklet.")
+@click.option("--min-box", default="32x16", show_default=True, help="Smallest box HEIGHTxWIDTH in pixels.")
+@click.option("--min-frames", default=3, show_default=True, type=click.IntRange(1, 100000),
+              help="Drop tracklets with fewer boxes.")
+@click.option("--min-conf", type=float, help="Skip boxes whose confidence is below this.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--on-bad-frame", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
+              help="skip: count undecodable video frames and go on; fail: stop at the first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, backend, segment_seconds, idle_seconds,
+           min_box, min_frames, min_conf, batch_size, on_bad_frame, as_json, no_progress) -> None:
+    """Crop the tracked people of VIDEO, encode them and add them to a gallery (re-running resumes)."""
+    from tvreid_sdk import Encoder, Gallery, demo_paths
+    from tvreid_sdk.errors import ConfigError
+    from tvreid_sdk.gallery import GALLERY_DB
+    from tvreid_sdk.ingest import IngestCfg, ingest_video
+    from tvreid_sdk.mot import read_mot
+    from tvreid_sdk.video import probe_video
+
+    from .match_cmd import parse_time
+
+    try:
+        box_h, box_w = (int(v) for v in min_box.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--min-box {min_box!r} is not HEIGHTxWIDTH; write e.g. 32x16") from None
+    cfg = IngestCfg(segment_seconds=segment_seconds, idle_seconds=idle_seconds, min_box_height=max(1, box_h),
+                    min_box_width=max(1, box_w), min_frames=min_frames, min_conf=min_conf, batch_size=batch_size,
+                    on_bad_frame=on_bad_frame)
+    start = parse_time(start_time, "--start-time")  # bad inputs fail before a gallery is created
+    tracks = read_mot(tracks_path, min_conf=min_conf)
+    probe_video(video)
+    encoder = Encoder.from_bundle(bundle_path or demo_paths().bundle, backend=backend)
+    gpath = Path(gallery_path)
+    gallery = Gallery.open(gpath, model_id=encoder.model_id) if (gpath / GALLERY_DB).exists() else \
+        Gallery.create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim)
+    bar = _FrameProgress(enabled=not (no_progress or as_json))
+    with gallery:
+        before = len(gallery)
+        try:
+            report = ingest_video(video, tracks, encoder=encoder, gallery=gallery, camera=camera, start_time=start,
+                                  cfg=cfg, progress=bar)
+        except KeyboardInterrupt:
+            bar.close()
+            click.echo(f"interrupted: {len(gallery) - before} tracklet(s) committed so far; run the same command "
+                       "again to resume", err=True)
+            sys.exit(130)
+        finally:
+            bar.close()
+        total = len(gallery)
+    if as_json:
+        click.echo(json.dumps(report.to_dict() | {"gallery": str(gpath), "gallery_size": total}, indent=2))
+    else:
+        click.echo(report.summary())
+        click.echo(f"gallery {gpath}: {total} tracklet(s)")
+
+
+COMMANDS = [ingest]
