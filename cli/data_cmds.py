@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from tvreid_sdk.errors import ConfigError
+
 
 
 @click.command()
@@ -13,11 +15,20 @@ import click
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--format", "fmt", default="tvmars", show_default=True,
               type=click.Choice(["tvmars", "mars", "cuhk-pedes"]), help="On-disk format to write.")
-def synth(out: str, ids: int, seed: int, fmt: str) -> None:
+@click.option("--image-size", default=None, metavar="HxW", help="Crop size, e.g. 64x32 (default: the format's).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+def synth(out: str, ids: int, seed: int, fmt: str, image_size: str | None, overwrite: bool) -> None:
     """Render a synthetic person re-id dataset in a real on-disk format."""
     from training.synth import generate
 
-    summary = generate(out, ids=ids, seed=seed, fmt=fmt)
+    opts = {"overwrite": overwrite}
+    if image_size:
+        try:
+            h, w = (int(v) for v in image_size.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--image-size {image_size!r}: write HEIGHTxWIDTH, e.g. 256x128") from None
+        opts["image_size"] = (h, w)
+    summary = generate(out, ids=ids, seed=seed, fmt=fmt, **opts)
     click.echo(str(summary))
 
 

@@ -30,7 +30,7 @@ def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, ov
         checkpoint = str(demo_paths().bundle / "weights.safetensors")
     bundle, rows = export_bundle(checkpoint, out, onnx=onnx, trt=trt, fp16=fp16, min_batch=min_batch,
                                  opt_batch=opt_batch, max_batch=max_batch, overwrite=overwrite, progress=click.echo)
-    click.echo(_table(rows))
+    click.echo(_table([row._asdict() for row in rows]))
     click.echo(f"wrote {bundle.root}")
 
 

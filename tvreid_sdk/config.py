@@ -38,12 +38,12 @@ class JsonCfg:
             raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(fields)}")
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
-            default = getattr(cls, "_nested", {}).get(name)
-            if default is not None and isinstance(value, dict):
-                value = default.from_dict(value)
+            nested = getattr(cls, "_nested", {}).get(name)
+            if nested is not None and isinstance(value, dict):
+                value = nested.from_dict(value)
             elif isinstance(value, list):
                 value = tuple(value)
-            kwargs[name] = value
+            kwargs[name] = _coerce(cls.__name__, name, fields[name], value)
         try:
             return cls(**kwargs)  # type: ignore[call-arg]
         except (TypeError, ValueError) as exc:
@@ -51,6 +51,33 @@ class JsonCfg:
 
     def replace(self: C, **changes: Any) -> C:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _coerce(owner: str, name: str, field: dataclasses.Field, value: Any) -> Any:
+    """Match a scalar to its field's default type (YAML reads ``1e-5`` as a string, ``3`` as an int)."""
+    default = field.default
+    if default is dataclasses.MISSING or value is None or isinstance(default, JsonCfg):
+        return value
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{owner}.{name} must be true or false, got {value!r}")
+    if kind in (int, float) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and (kind is float or float(value).is_integer()):
+            return kind(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                if kind is float or number.is_integer():
+                    return kind(number)
+        raise ConfigError(f"{owner}.{name} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(f"{owner}.{name} must be a string, got {value!r}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
