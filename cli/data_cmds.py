@@ -74,9 +74,11 @@ def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad
         Gallery.create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim)
     with gallery:
         bar = _progress(len(records), f"indexing {kind}")
-        report = index_records(encoder, gallery, records, batch_size=batch_size, on_bad_frame=on_bad_frame,
-                               progress=bar.update)
-        bar.close()
+        try:
+            report = index_records(encoder, gallery, records, batch_size=batch_size, on_bad_frame=on_bad_frame,
+                                   progress=bar.update)
+        finally:
+            bar.close()
     click.echo(f"{gpath}: {report.summary()}")
 
 
@@ -85,7 +87,7 @@ class _progress:
         try:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="tracklet", leave=False)
+            self.bar = tqdm(total=total, desc=desc, unit="tracklet", leave=False, disable=None)  # off when not a TTY
         except ImportError:
             self.bar = None
 

@@ -9,18 +9,24 @@ from tvreid_sdk import __version__
 from tvreid_sdk.errors import TvreidError
 
 
+def _fail(message: str) -> None:
+    click.echo("error: " + " ".join(str(message).split()), err=True)
+    sys.exit(2)
+
+
 class _Group(click.Group):
-    """Turns every :class:`TvreidError` (and a few other expected failures) into one clear line + exit 2."""
+    """Turns every :class:`TvreidError`, registry miss and usage error into one clear line + exit 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TvreidError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            _fail(str(exc))
         except KeyError as exc:  # registry misses carry a complete message
-            click.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
-            sys.exit(2)
+            _fail(str(exc.args[0] if exc.args else exc))
+        except click.UsageError as exc:
+            command = f"tvreid {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "tvreid"
+            _fail(f"{exc.format_message()} Run `{command} --help` for the options.")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,6 +16,7 @@ every step passed):
 from __future__ import annotations
 
 import datetime
+import importlib
 import importlib.metadata
 import os
 import tempfile
@@ -41,6 +42,15 @@ from .trt import (DEFAULT_WORKSPACE, EngineBuild, TrtApi, build_engine, find_ten
                   require_trt_and_gpu, run_engine)
 
 WEIGHTS_NAME = "weights.safetensors"
+#: Model families whose graphs differ from DMCA's dual encoder: family -> module with ``prepare_checkpoint(ckpt)``,
+#: ``export_graph(towers, role, path, *, num_frames, fused_attention, metadata)`` and ``VARIANTS``.
+FAMILY_EXPORTERS: dict[str, str] = {"cffa": "export.cffa_graphs"}
+
+
+def _family_exporter(arch):
+    """The export hooks module of ``arch.family`` (None: the default DMCA graphs)."""
+    name = FAMILY_EXPORTERS.get(arch.family)
+    return importlib.import_module(name) if name else None
 
 
 class SummaryRow(NamedTuple):
@@ -130,9 +140,14 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
     api = _trt_api(trt_runtime, trt_target) if trt else None
     out = Path(out)
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+    family = _family_exporter(ckpt.arch)
+    if family is not None:
+        ckpt = family.prepare_checkpoint(ckpt)
     towers, arch, num_frames, sampler = ckpt
     progress(f"exporting {arch.name} (T={num_frames}) from {ckpt.path.name} to {out}")
     formats = selected_formats(onnx=onnx, trt=trt, fp16=fp16)
+    if family is not None:
+        formats = [f for f in formats if f.variant in family.VARIANTS]
     with BundleWriter(out, overwrite=overwrite) as writer, tempfile.TemporaryDirectory(prefix="tvreid-export-") as tmp:
         state = {k: v.detach().float().contiguous() for k, v in towers.state_dict().items()}
         save_safetensors(state, writer.path(WEIGHTS_NAME), checkpoint_metadata(arch, num_frames, sampler))
@@ -178,7 +193,8 @@ def _export_onnx(writer: BundleWriter, tmp: Path, ckpt: LoadedCheckpoint, format
             fused = fmt.variant == "cuda-fused"
             if fmt.precision == "fp32":
                 progress(f"  {name}")
-                model = export_graph(towers, role, path, num_frames=num_frames, fused_attention=fused, metadata=meta)
+                exporter = getattr(_family_exporter(arch), "export_graph", export_graph)
+                model = exporter(towers, role, path, num_frames=num_frames, fused_attention=fused, metadata=meta)
                 fp32_models[(role, fmt.variant)] = model
             else:
                 progress(f"  {name} (fp16, LayerNorm/Softmax/L2-norm kept fp32)")

@@ -116,7 +116,7 @@ def resolve_recipe(name: str, relative_to: Path | None = None) -> Path:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"optim.lr=3e-5"`` → ``(["optim", "lr"], 3e-5)`` (value parsed as YAML)."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value")
+        raise ConfigError(f"override {text!r} must look like section.key=value; write e.g. --set optim.lr=3e-5")
     key, raw = text.split("=", 1)
     return key.strip().split("."), yaml.safe_load(raw)
 

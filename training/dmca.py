@@ -16,11 +16,80 @@ from tvreid_sdk.modeling.clip import CLIPTowers, LayerNormFp32, QuickGELU, Trans
 from .losses import id_loss, mlm_loss, sdm_loss, vtc_loss
 
 
-class MSCBranch(nn.Module):
-    """Local contextualizer + global integrator + dynamic weighting + MLM head.
+class IRRBranch(nn.Module):
+    """IRRA's implicit relation reasoning: masked caption tokens attend to image tokens, then an MLM head.
+
+    ``cross_attn`` (queries = ``ln_pre_t(text)``, keys/values = ``ln_pre_i(image)``) → ``cross_modal_transformer``
+    (``depth`` CLIP blocks) → ``ln_post`` → ``mlm_head`` (Linear → QuickGELU → LN → Linear to the vocabulary).
+    Training only: CFFA uses it as is; DMCA's :class:`MSCBranch` uses it as its global integrator.
 
     Parameter names keep the released code's words ("cross", "mlm_head") because the optimiser's
     ×5 learning-rate rule selects parameters by those names.
+
+    Args:
+        dim: token width D (512 for CLIP B models).
+        heads: attention heads (D / 64 in the release).
+        depth: layers of the cross-modal transformer (``cmt_depth`` = 4).
+        vocab_size: MLM output classes (49408).
+    """
+
+    def __init__(self, dim: int = 512, heads: int = 8, depth: int = 4, vocab_size: int = 49408):
+        super().__init__()
+        self._add_integrator(dim, heads, depth)
+        self._add_mlm_head(dim, vocab_size)
+        self._init_like_irra(dim, depth)
+
+    def _add_integrator(self, dim: int, heads: int, depth: int) -> None:
+        self.cross_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln_pre_t = LayerNormFp32(dim)
+        self.ln_pre_i = LayerNormFp32(dim)
+        self.cross_modal_transformer = Transformer(dim, depth, heads)
+        self.ln_post = LayerNormFp32(dim)
+
+    def _add_mlm_head(self, dim: int, vocab_size: int) -> None:
+        self.mlm_head = nn.Sequential()
+        self.mlm_head.add_module("dense", nn.Linear(dim, dim))
+        self.mlm_head.add_module("gelu", QuickGELU())
+        self.mlm_head.add_module("ln", LayerNormFp32(dim))
+        self.mlm_head.add_module("fc", nn.Linear(dim, vocab_size))
+
+    def _init_like_irra(self, dim: int, depth: int, extra_attn: tuple[nn.MultiheadAttention, ...] = ()) -> None:
+        scale = dim ** -0.5
+        proj_std = scale * ((2 * depth) ** -0.5)
+        fc_std = (2 * dim) ** -0.5
+        for block in self.cross_modal_transformer.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=scale)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        for attn in (self.cross_attn, *extra_attn):
+            nn.init.normal_(attn.in_proj_weight, std=scale)
+            nn.init.normal_(attn.out_proj.weight, std=proj_std)
+        nn.init.normal_(self.mlm_head.dense.weight, std=fc_std)
+        nn.init.normal_(self.mlm_head.fc.weight, std=proj_std)
+
+    def integrate(self, text_tokens: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
+        """Masked-caption tokens ``[B,77,D]`` attend to image tokens ``[B,L,D]`` → ``[B,77,D]``."""
+        kv = self.ln_pre_i(image_tokens)  # [B,L,D]
+        x = self.cross_attn(self.ln_pre_t(text_tokens), kv, kv, need_weights=False)[0]  # [B,77,D]
+        return self.ln_post(self.cross_modal_transformer(x))
+
+    def logits(self, features: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """MLM logits of ``features [B,77,D]``. With ``positions`` (a bool mask ``[B,77]``) only those rows are
+        projected to the vocabulary (``[M,V]``) — the same loss as projecting all 77 tokens, far less work."""
+        if positions is not None:
+            features = features[positions]  # [M,D]
+        return self.mlm_head(features)
+
+    def forward(self, text_tokens: torch.Tensor, image_tokens: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """MLM logits from masked-caption tokens ``[B,77,D]`` and image tokens ``[B,L,D]``."""
+        return self.logits(self.integrate(text_tokens, image_tokens), positions)
+
+
+class MSCBranch(IRRBranch):
+    """Local contextualizer + global integrator (:class:`IRRBranch` on time-averaged tokens) + dynamic weighting
+    + MLM head.
 
     Args:
         dim: token width D (512 for CLIP B models).
@@ -30,41 +99,18 @@ class MSCBranch(nn.Module):
     """
 
     def __init__(self, dim: int = 512, heads: int = 8, depth: int = 4, vocab_size: int = 49408):
-        super().__init__()
+        nn.Module.__init__(self)  # modules are created in the release's order (same random init for a seed)
         # Local contextualizer: one MHA shared by all frames; queries = masked caption, keys = one frame.
         self.local_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.ln_local_t = LayerNormFp32(dim)
         self.ln_local_v = LayerNormFp32(dim)
         # Global integrator: cross-attention to time-averaged tokens, then a transformer.
-        self.cross_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.ln_pre_t = LayerNormFp32(dim)
-        self.ln_pre_i = LayerNormFp32(dim)
-        self.cross_modal_transformer = Transformer(dim, depth, heads)
-        self.ln_post = LayerNormFp32(dim)
+        self._add_integrator(dim, heads, depth)
         # Dynamic weighting: one learnable scalar, a = sigmoid(alpha).
         self.alpha = nn.Parameter(torch.tensor(0.5))
         self.fusion = nn.Sequential(nn.Linear(2 * dim, dim), QuickGELU(), LayerNormFp32(dim))
-        self.mlm_head = nn.Sequential()
-        self.mlm_head.add_module("dense", nn.Linear(dim, dim))
-        self.mlm_head.add_module("gelu", QuickGELU())
-        self.mlm_head.add_module("ln", LayerNormFp32(dim))
-        self.mlm_head.add_module("fc", nn.Linear(dim, vocab_size))
-        self._init_like_irra(dim, depth)
-
-    def _init_like_irra(self, dim: int, depth: int) -> None:
-        scale = dim ** -0.5
-        proj_std = scale * ((2 * depth) ** -0.5)
-        fc_std = (2 * dim) ** -0.5
-        for block in self.cross_modal_transformer.resblocks:
-            nn.init.normal_(block.attn.in_proj_weight, std=scale)
-            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
-            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
-            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
-        for attn in (self.cross_attn, self.local_attn):
-            nn.init.normal_(attn.in_proj_weight, std=scale)
-            nn.init.normal_(attn.out_proj.weight, std=proj_std)
-        nn.init.normal_(self.mlm_head.dense.weight, std=fc_std)
-        nn.init.normal_(self.mlm_head.fc.weight, std=proj_std)
+        self._add_mlm_head(dim, vocab_size)
+        self._init_like_irra(dim, depth, extra_attn=(self.local_attn,))
 
     def fused_features(self, text_tokens: torch.Tensor, video_tokens: torch.Tensor) -> torch.Tensor:
         """Masked-caption tokens ``[B,77,D]`` + video tokens ``[B,T,L,D]`` → fused features ``[B,77,D]``."""
@@ -75,20 +121,15 @@ class MSCBranch(nn.Module):
         local = self.local_attn(q_local, kv_local, kv_local, need_weights=False)[0]  # [B*T,77,D]
         local = local.view(b, t, -1, d).mean(1)  # [B,77,D], averaged over frames
         # Global integrator on tokens averaged over time per position.
-        glob_kv = self.ln_pre_i(video_tokens.mean(1))  # [B,L,D]
-        glob = self.cross_attn(self.ln_pre_t(text_tokens), glob_kv, glob_kv, need_weights=False)[0]  # [B,77,D]
-        glob = self.ln_post(self.cross_modal_transformer(glob))
+        glob = self.integrate(text_tokens, video_tokens.mean(1))  # [B,77,D]
         a = torch.sigmoid(self.alpha)
         return self.fusion(torch.cat([a * local, (1 - a) * glob], dim=-1))  # [B,77,D]
 
     def forward(self, text_tokens: torch.Tensor, video_tokens: torch.Tensor,
                 positions: torch.Tensor | None = None) -> torch.Tensor:
-        """MLM logits. With ``positions`` (a bool mask ``[B,77]``) only those rows are projected to the
-        vocabulary (``[M,V]``) — the same loss as projecting all 77 tokens, far less work."""
-        fused = self.fused_features(text_tokens, video_tokens)
-        if positions is not None:
-            fused = fused[positions]  # [M,D]
-        return self.mlm_head(fused)
+        """MLM logits from masked-caption tokens ``[B,77,D]`` and video tokens ``[B,T,L,D]`` (see
+        :meth:`IRRBranch.logits` for ``positions``)."""
+        return self.logits(self.fused_features(text_tokens, video_tokens), positions)
 
 
 class DMCA(nn.Module):

@@ -1,24 +1,30 @@
-"""The DMCA training loop: mixed precision, optional compile/checkpointing/DDP, exact resume, evaluation."""
+"""The training loop shared by the model families (DMCA, CFFA): mixed precision, optional compile/checkpointing/DDP,
+exact resume, evaluation. The family comes from the recipe's architecture (``ArchCfg.family``, see :data:`FAMILIES`).
+"""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
 import random
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tvreid_sdk.config import SamplerCfg
-from tvreid_sdk.modeling.arch import get_arch
+from tvreid_sdk.modeling.arch import ArchCfg, get_arch
+from tvreid_sdk.registry import Registry
 from tvreid_sdk.vision.preprocess import normalize_torch
 
+from .cffa import build_cffa, cffa_optimizer, evaluate_cffa
 from .checkpoint import load_model_into, load_resume, save_model, save_resume
-from .config import TrainCfg, save_cfg
+from .config import OptimSection, TrainCfg, save_cfg
 from .data import DATASETS
 from .data.records import Dataset
 from .data.samplers import IdentityBalancedSampler, RandomBatchSampler
@@ -55,10 +61,44 @@ def load_data(cfg: TrainCfg, root: str) -> Dataset:
     return loader(root, all_captions=cfg.data.all_captions, on_missing=cfg.data.on_missing)
 
 
-def build_model(cfg: TrainCfg, num_classes: int) -> DMCA:
+MLM_LOSSES = ("msc", "mlm")  # losses that need masked captions in the batch
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFamily:
+    """What the shared loop needs from one model family (keyed by ``ArchCfg.family``).
+
+    Attributes:
+        build: ``(cfg, arch, num_classes) -> model``; the model has ``towers`` (CLIP towers), ``arch`` and
+            ``forward(batch) -> {"loss", "<name>_loss", ...}``.
+        evaluate: ``(model, data, cfg, device) -> metrics`` (``t2v`` protocol, at least ``R1``).
+        optimizer: ``(model, optim_cfg) -> torch.optim.Optimizer``.
+    """
+
+    build: Callable[[TrainCfg, ArchCfg, int], torch.nn.Module]
+    evaluate: Callable[[torch.nn.Module, Dataset, TrainCfg, torch.device], dict]
+    optimizer: Callable[[torch.nn.Module, OptimSection], torch.optim.Optimizer] = build_optimizer
+
+
+FAMILIES: Registry[ModelFamily] = Registry("model family")
+
+
+def _build_dmca(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> DMCA:
+    return DMCA(arch, parse_loss_names(cfg.model.losses), num_classes=num_classes,
+                cmt_depth=cfg.model.cmt_depth, logit_scale=cfg.model.logit_scale)
+
+
+def _evaluate_dmca(model: DMCA, data: Dataset, cfg: TrainCfg, device: torch.device) -> dict:
+    """:func:`evaluate_towers` with a training config's data settings."""
+    return evaluate_towers(model.towers, data, model.arch.preprocess, cfg.data.num_frames, cfg.data.test_sampler,
+                           device, cfg.data.cache_frames, min(cfg.data.workers, 2))
+
+
+def build_model(cfg: TrainCfg, num_classes: int) -> torch.nn.Module:
+    """The recipe's model: the family of ``cfg.model.arch`` builds it; ``init_clip`` weights go into its towers."""
     arch = get_arch(cfg.model.arch)
-    model = DMCA(arch, parse_loss_names(cfg.model.losses), num_classes=num_classes,
-                 cmt_depth=cfg.model.cmt_depth, logit_scale=cfg.model.logit_scale)
+    parse_loss_names(cfg.model.losses)  # unknown names fail here, listing the registered losses
+    model = FAMILIES.get(arch.family).build(cfg, arch, num_classes)
     if cfg.model.init_clip:
         from tvreid_sdk.modeling.weights import load_weights
 
@@ -103,10 +143,13 @@ def evaluate_towers(towers, data: Dataset, preprocess, num_frames: int, sampler:
     return evaluate_t2v(text @ video.T, pids, pids)
 
 
-def evaluate(model: DMCA, data: Dataset, cfg: TrainCfg, device: torch.device) -> dict:
-    """:func:`evaluate_towers` with a training config's data settings."""
-    return evaluate_towers(model.towers, data, model.arch.preprocess, cfg.data.num_frames, cfg.data.test_sampler,
-                           device, cfg.data.cache_frames, min(cfg.data.workers, 2))
+def evaluate(model: torch.nn.Module, data: Dataset, cfg: TrainCfg, device: torch.device) -> dict:
+    """The ``t2v`` metrics of ``model``'s family (DMCA: first caption per tracklet; CFFA: every caption)."""
+    return FAMILIES.get(model.arch.family).evaluate(model, data, cfg, device)
+
+
+FAMILIES.register("dmca", ModelFamily(build=_build_dmca, evaluate=_evaluate_dmca))
+FAMILIES.register("cffa", ModelFamily(build=build_cffa, evaluate=evaluate_cffa, optimizer=cffa_optimizer))
 
 
 class _Progress:
@@ -118,7 +161,7 @@ class _Progress:
             try:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False)
+                self.bar = tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False, disable=None)
             except ImportError:
                 pass
 
@@ -144,7 +187,8 @@ def _dist_info() -> tuple[int, int]:
 
 
 def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, log=print) -> dict:
-    """Train DMCA per ``cfg`` on the dataset at ``data_root``; write checkpoints and logs to ``out_dir``.
+    """Train the recipe's model (its arch's family: DMCA, CFFA) on the dataset at ``data_root``; write checkpoints
+    and logs to ``out_dir``.
 
     ``out_dir`` receives ``config.json``, ``metrics.jsonl``, ``last.safetensors``, ``best.safetensors``
     (best t2v R1) and the resume state. Under ``torchrun`` each rank takes its slice of every batch.
@@ -161,13 +205,14 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     data = load_data(cfg, data_root)
     arch = get_arch(cfg.model.arch)
+    uses_mlm = bool(set(parse_loss_names(cfg.model.losses)) & set(MLM_LOSSES))
     train_set = TextVideoTrainSet(list(data.train), arch.preprocess, cfg.data.num_frames, cfg.data.train_sampler,
-                                  cfg.data.all_captions, cfg.model.mlm_prob if "msc" in cfg.model.losses else 0.0,
+                                  cfg.data.all_captions, cfg.model.mlm_prob if uses_mlm else 0.0,
                                   cfg.data.flip_prob, cfg.data.erasing_prob, cfg.run.seed, cfg.data.cache_frames)
     model = build_model(cfg, data.num_train_pids).to(device)
     if cfg.run.grad_checkpointing:
         model.towers.set_grad_checkpointing(True)
-    optimizer = build_optimizer(model, cfg.optim)
+    optimizer = FAMILIES.get(arch.family).optimizer(model, cfg.optim)
     sampler = _batch_sampler(cfg, train_set.pids, cfg.run.seed)
     sampler_cfg = SamplerCfg(name=cfg.data.test_sampler, num_frames=cfg.data.num_frames)
     start_epoch, step, best_r1 = 0, 0, -1.0

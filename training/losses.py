@@ -1,9 +1,12 @@
-"""Training losses of DMCA (``vtc``, ``msc``) and IRRA's identity-aware options (``sdm``, ``id``).
+"""Training losses of DMCA (``vtc``, ``msc``), IRRA's identity-aware options (``sdm``, ``id``, ``mlm``) and CFFA's
+multi-association loss (``mal``).
 
 Embeddings arrive unnormalised; each loss normalises what it needs. ``scale`` is the fixed inverse
 temperature of the released code (1 / 0.02 = 50).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -52,10 +55,51 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels)
 
 
+def mal_coefficient(batch_size: int) -> float:
+    """CFFA's weight of the negative term: ``floor(1/B, 3)`` (0.015 for B = 64)."""
+    return math.floor(1000.0 / batch_size) / 1000.0
+
+
+def mal_loss(image: torch.Tensor, text: torch.Tensor, pids: torch.Tensor, tau: float = 0.015, margin: float = 0.1,
+             coefficient: float | None = None) -> torch.Tensor:
+    """CFFA's multi-association loss (MAL), summed over the batch and both retrieval directions.
+
+    On the cosine matrix ``S`` (text rows × image columns), for every anchor row ``i``:
+    ``[m − Σ_j α_ij S_ij + c · log Σ_{k: other id} exp(S_ik / τ)]_+`` where ``α_i`` is the softmax of ``S_i / τ``
+    over the anchor's same-identity items (detached: a soft weighting of the positives). The same on ``Sᵀ``.
+    A row without any other identity in the batch contributes 0.
+
+    Args:
+        image: ``[B,D]`` image (or video) embeddings. text: ``[B,D]`` caption embeddings. pids: ``[B]`` identities.
+        tau: temperature of both softmaxes (0.015). margin: ``m`` (0.1).
+        coefficient: ``c``; default :func:`mal_coefficient` of the batch size.
+    """
+    v = F.normalize(image.float(), dim=-1)
+    t = F.normalize(text.float(), dim=-1)
+    scores = t @ v.t()  # [B,B] text × image
+    same = pids.view(-1, 1) == pids.view(1, -1)  # [B,B]
+    c = mal_coefficient(scores.shape[0]) if coefficient is None else coefficient
+    has_neg = (~same).any(dim=1)  # [B]; the same for both directions (the relation is symmetric)
+
+    def one_direction(s: torch.Tensor) -> torch.Tensor:
+        logits = s / tau
+        alpha = logits.masked_fill(~same, float("-inf")).softmax(dim=1).detach()  # [B,B], rows sum to 1
+        positive = (alpha * s).sum(dim=1)  # [B]
+        neg_logits = logits.masked_fill(same, float("-inf"))
+        neg_logits = torch.where(has_neg.unsqueeze(1), neg_logits, torch.zeros_like(neg_logits))  # keep LSE finite
+        negative = torch.logsumexp(neg_logits, dim=1)  # [B]
+        per_row = (margin - positive + c * negative).clamp(min=0)
+        return torch.where(has_neg, per_row, torch.zeros_like(per_row))
+
+    return (one_direction(scores) + one_direction(scores.t())).sum()
+
+
 LOSSES.register("vtc", vtc_loss)
 LOSSES.register("sdm", sdm_loss)
 LOSSES.register("id", id_loss)
-LOSSES.register("msc", mlm_loss)
+LOSSES.register("msc", mlm_loss)  # DMCA: MLM through the multi-scale context branch
+LOSSES.register("mlm", mlm_loss)  # IRRA/CFFA: MLM through the implicit relation reasoning branch
+LOSSES.register("mal", mal_loss)
 
 
 def parse_loss_names(spec: str) -> tuple[str, ...]:

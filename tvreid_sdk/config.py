@@ -35,7 +35,7 @@ class JsonCfg:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(fields)}")
+            raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; use one of {sorted(fields)}")
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             nested = getattr(cls, "_nested", {}).get(name)
@@ -62,7 +62,7 @@ def _coerce(owner: str, name: str, field: dataclasses.Field, value: Any) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{owner}.{name} must be true or false, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be true or false, got {value!r}; use true or false")
     if kind in (int, float) and not isinstance(value, bool):
         if isinstance(value, (int, float)) and (kind is float or float(value).is_integer()):
             return kind(value)
@@ -74,9 +74,10 @@ def _coerce(owner: str, name: str, field: dataclasses.Field, value: Any) -> Any:
             else:
                 if kind is float or number.is_integer():
                     return kind(number)
-        raise ConfigError(f"{owner}.{name} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be a{'n integer' if kind is int else ' number'}, got {value!r}; "
+                          f"use a value such as {default!r}")
     if kind is str and not isinstance(value, str):
-        raise ConfigError(f"{owner}.{name} must be a string, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be a string, got {value!r}; quote the value")
     return value
 
 

@@ -72,7 +72,8 @@ class Encoder:
         batch = self.tokenizer(list(texts), truncate=truncate)
         return self.backend.encode_text_ids(batch.ids, batch.eot_index)
 
-    def prepare_tracklet(self, tracklet: TrackletInput, *, on_bad_frame: str = "fail") -> np.ndarray:
+    def prepare_tracklet(self, tracklet: TrackletInput, *, on_bad_frame: str = "fail",
+                         skipped: list | None = None) -> np.ndarray:
         """Sample T frames with the bundle's sampler and resize them: ``uint8 [T,H,W,3]``
         (``[C,T,H,W,3]`` clips for the ``dense`` sampler).
 
@@ -81,6 +82,7 @@ class Encoder:
                 ``uint8 [L,H,W,3]`` array.
             on_bad_frame: ``fail`` raises :class:`CorruptInputError` naming the file and frame index;
                 ``skip`` drops undecodable frames (all bad still raises).
+            skipped: when given, receives the :class:`~tvreid_sdk.vision.decode.SkippedFrame` of every dropped frame.
         """
         items = list(tracklet) if not isinstance(tracklet, np.ndarray) else list(tracklet)
         if not items:
@@ -88,7 +90,9 @@ class Encoder:
         if all(isinstance(x, np.ndarray) for x in items):
             frames = [validate_array(x, i) for i, x in enumerate(items)]
         else:
-            frames, _report = load_tracklet([os.fspath(x) for x in items], on_bad_frame=on_bad_frame)
+            frames, report = load_tracklet([os.fspath(x) for x in items], on_bad_frame=on_bad_frame)
+            if skipped is not None:
+                skipped.extend(report.skipped)
         idx = self.sampler.indices(len(frames))  # [T] or [C,T]
         resized = {int(i): resize_frame(frames[int(i)], self.manifest.preprocess) for i in np.unique(idx)}
         return np.stack([resized[int(i)] for i in idx.ravel()]).reshape(*idx.shape, *self.backend.frame_shape)

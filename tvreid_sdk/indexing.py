@@ -24,9 +24,13 @@ class IndexReport:
     added: int = 0
     skipped_existing: int = 0
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (key, reason)
+    skipped_frames: list = dataclasses.field(default_factory=list)  # SkippedFrame of kept tracklets
 
     def summary(self) -> str:
         text = f"added {self.added} tracklet(s), {self.skipped_existing} already in the gallery"
+        if self.skipped_frames:
+            shown = ", ".join(f"{s.path} (frame {s.index})" for s in self.skipped_frames[:3])
+            text += f"; {len(self.skipped_frames)} unreadable frame(s) left out: {shown}"
         if self.failed:
             shown = "; ".join(f"{k}: {r}" for k, r in self.failed[:5])
             text += f", {len(self.failed)} skipped for bad frames ({shown})"
@@ -50,7 +54,8 @@ def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None
     """
     base = Path(root)
     if not base.is_dir():
-        raise DatasetFormatError(f"{base}: not a directory; expected ROOT/<tracklet>/<frame>.jpg")
+        raise DatasetFormatError(f"{base}: not a directory; point SOURCE at a folder laid out as "
+                                 "ROOT/<tracklet>/<frame>.jpg")
     records = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         frames = sorted(str(f) for f in folder.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
@@ -60,7 +65,8 @@ def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None
         cam = camera or (f"C{match.group(1)}" if match else base.name)
         records.append(TrackletRecord(key=folder.name, camera=cam, source=str(base), frame_paths=tuple(frames)))
     if not records:
-        raise DatasetFormatError(f"{base}: no tracklet folders with .jpg/.png frames; expected ROOT/<tracklet>/<frame>.jpg")
+        raise DatasetFormatError(f"{base}: no tracklet folders with .jpg/.png frames; point SOURCE at a TV-MARS or MARS "
+                                 "root, or at a folder laid out as ROOT/<tracklet>/<frame>.jpg")
     return records
 
 
@@ -86,7 +92,8 @@ def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], 
         batch, clips = [], []
         for rec in todo[start:start + batch_size]:
             try:
-                clip = encoder.prepare_tracklet(list(rec.frame_paths), on_bad_frame=on_bad_frame)
+                clip = encoder.prepare_tracklet(list(rec.frame_paths), on_bad_frame=on_bad_frame,
+                                                skipped=report.skipped_frames)
             except CorruptInputError as exc:
                 if on_bad_frame != "skip":
                     raise

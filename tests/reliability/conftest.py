@@ -1,9 +1,10 @@
-"""Shared fixtures of the reliability suite: one real exported bundle per session, tamper helpers, frames, CLI runner.
+"""Shared fixtures of the reliability suite: an encoder on the real tiny bundle, tamper helpers, frames, CLI runner.
 
-The bundle is the ``tiny-test`` architecture with random weights (seed 0), saved as a convention checkpoint with
-:func:`export.checkpoint.save_checkpoint` and exported by :func:`export.build.export_bundle` exactly as
-``tvreid export`` does (ONNX graphs of all three encoders, parity-gated, ``weights.safetensors``, ``manifest.json``).
-Tests never modify it in place: they take a copy with ``bundle_copy``.
+The bundle is ``tiny_bundle`` from ``tests/conftest.py`` (one per session, shared with the rest of the suite): the
+``tiny-test`` architecture with random weights (seed 0, T=4), saved with :func:`export.checkpoint.save_checkpoint`
+and exported by :func:`export.build.export_bundle` exactly as ``tvreid export`` does (ONNX graphs of all three
+encoders, parity-gated, ``weights.safetensors``, ``manifest.json``). Tests never modify it in place: they take a
+copy with ``bundle_copy``.
 """
 from __future__ import annotations
 
@@ -18,26 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-NUM_FRAMES = 4  # T of the tiny bundle's video graph
 FRAME_HW = (64, 32)  # tiny-test input size (H, W)
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    """A real bundle directory exported from a random-weight ``tiny-test`` checkpoint (read-only for tests)."""
-    import torch
-
-    from export.build import export_bundle
-    from export.checkpoint import save_checkpoint
-    from tvreid_sdk.modeling.arch import get_arch
-    from tvreid_sdk.modeling.clip import CLIPTowers
-
-    root = tmp_path_factory.mktemp("reliability-bundle")
-    torch.manual_seed(0)
-    towers = CLIPTowers(get_arch("tiny-test")).eval()
-    ckpt = save_checkpoint(towers, root / "tiny.safetensors", num_frames=NUM_FRAMES)
-    bundle, _ = export_bundle(ckpt, root / "bundle", progress=lambda _msg: None)
-    return bundle.root
 
 
 @pytest.fixture(scope="session")

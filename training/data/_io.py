@@ -23,8 +23,9 @@ ON_MISSING = ("fail", "skip")
 
 def layout_error(dataset: str, problem: str, layout: str, hint: str = "") -> DatasetFormatError:
     """Build a DatasetFormatError: the problem, the expected tree, then what to do."""
-    hint = hint or f"Point the loader at the {dataset} root directory (the one shown at the top of the tree)."
-    return DatasetFormatError(f"{dataset}: {problem}\nExpected layout:\n{layout.rstrip()}\n{hint}")
+    hint = hint or f"Point the loader at the {dataset} root directory (the top of the expected layout)."
+    tree = "; ".join(line.strip() for line in layout.strip().splitlines() if line.strip())
+    return DatasetFormatError(f"{dataset}: {problem}. Expected layout: {tree}. {hint}")
 
 
 def require_dir(path: str, dataset: str, layout: str) -> str:

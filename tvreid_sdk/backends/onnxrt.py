@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..bundle import Bundle
+from ..bundle.onnx_guard import require_self_contained
 from ..errors import BackendUnavailableError, BundleError
 from .base import BACKENDS, Backend
 
@@ -57,10 +58,37 @@ class OrtBackend(Backend):
         for role in ROLES:
             art = self._pick(role)
             if art is not None:
-                self.sessions[role] = ort.InferenceSession(bundle.read(art), sess_options=opts, providers=providers)
+                self.sessions[role] = self._session(ort, art, opts, providers)
         if "text_encoder" not in self.sessions:
             raise BundleError(f"{bundle.root}: no text_encoder ONNX graph in manifest.json; re-export the bundle")
         self.device_id = device_id
+
+    def _session(self, ort, art, opts, providers):
+        """A session over the hash-verified bytes, refusing external data, with inputs checked against the manifest."""
+        path = self.bundle.path_of(art)
+        data = self.bundle.read(art)
+        require_self_contained(data, str(path))
+        try:
+            session = ort.InferenceSession(data, sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf...)
+            reason = " ".join(str(exc).split())[:300]
+            raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({reason}); re-export the bundle") from None
+        expected = self._expected_inputs(art.role)
+        got = [tuple(d if isinstance(d, int) else None for d in i.shape) for i in session.get_inputs()]
+        if len(got) < len(expected) or any(
+                len(g) != len(e) or any(x is not None and y is not None and x != y for x, y in zip(g, e))
+                for g, e in zip(got, expected)):
+            raise BundleError(f"{path}: graph inputs {got} do not match manifest.json (expected {expected}); "
+                              "the manifest and graphs come from different exports — re-export the bundle")
+        return session
+
+    def _expected_inputs(self, role: str) -> list[tuple]:
+        h, w, _ = self.frame_shape
+        if role == "text_encoder":
+            return [(None, self.manifest.tokenizer.context_length), (None,)]
+        if role == "video_encoder":
+            return [(None, self.manifest.num_frames, h, w, 3)]
+        return [(None, h, w, 3)]
 
     def _has(self, role: str, precision: str) -> bool:
         return self.manifest.find(role, kind="onnx", precision=precision) is not None

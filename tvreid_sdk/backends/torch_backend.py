@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..bundle import Bundle
-from ..errors import BackendUnavailableError, BundleError
+from ..errors import BackendUnavailableError, BundleError, ModelFormatError
 from .base import BACKENDS, Backend
 
 
@@ -27,9 +27,10 @@ class TorchBackend(Backend):
         super().__init__(bundle, device or "cpu")
         from ..modeling.clip import CLIPTowers
         try:
-            from safetensors.torch import load as load_safetensors
+            import safetensors  # noqa: F401
         except ImportError as exc:
             raise BackendUnavailableError("the torch backend needs safetensors: `pip install \"tvreid[train]\"`") from exc
+        from ..modeling.weights import load_weights
 
         art = self.manifest.find("weights", kind="safetensors")
         if art is None:
@@ -39,12 +40,12 @@ class TorchBackend(Backend):
         self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
         if self.dtype == torch.float16 and not self.device.startswith("cuda"):
             raise BackendUnavailableError("fp16 in the torch backend needs a CUDA device; use precision='fp32'")
-        try:
-            state = load_safetensors(bundle.read(art))
-        except Exception as exc:  # safetensors raises several error types on corrupt data
-            raise BundleError(f"{bundle.path_of(art)}: unreadable safetensors ({exc}); re-export the bundle") from None
+        bundle.read(art)  # hash check; the loader below re-validates header, shapes and finiteness
         model = CLIPTowers(self.manifest.arch)
-        model.load_state_dict({k: v for k, v in state.items() if k.startswith(("visual.", "text."))})
+        try:
+            load_weights(model, bundle.path_of(art), strict=True)
+        except ModelFormatError as exc:
+            raise BundleError(f"{exc}; re-export the bundle") from None
         self.model = model.eval().to(self.device, self.dtype)
         pre = self.manifest.preprocess
         self.mean = torch.tensor(pre.mean, device=self.device).view(3, 1, 1) * 255

@@ -153,6 +153,15 @@ def _check_scores(result: tuple[np.ndarray, np.ndarray], queries: np.ndarray, ga
     return None if err <= SCORE_TOL else f"scores differ from the exact top-k by {err:.2e} (> {SCORE_TOL})"
 
 
+def _verify(matcher, queries: np.ndarray, k: int, gallery: np.ndarray, reference: np.ndarray) -> Optional[str]:
+    """None when ``matcher`` answers ``queries`` correctly, else why it is not timed."""
+    try:
+        problem = _check_scores(matcher.topk(queries, k), queries, gallery, reference)
+    except (RuntimeError, MemoryError) as exc:
+        return f"failed while running: {type(exc).__name__}: {exc}"
+    return f"wrong results: {problem}" if problem else None
+
+
 def bench_matching(gallery_sizes: tuple[int, ...], queries: tuple[int, ...], k: int, dim: int,
                    specs: list[MatcherSpec], timing: TimingCfg, device: str, copy_gb_per_s: Optional[float],
                    seed: int = 0, progress: Callable[[str], None] = lambda _: None,
@@ -186,14 +195,18 @@ def bench_matching(gallery_sizes: tuple[int, ...], queries: tuple[int, ...], k: 
                                            gallery_size=n))
                 continue
             try:
-                problem = _check_scores(matcher.topk(q_check, k), q_check, gallery, reference)
+                problem = _verify(matcher, q_check, k, gallery, reference)
                 if problem:
-                    skipped.append(skipped_row("match", spec.backend, spec.precision, f"wrong results: {problem}",
-                                               gallery_size=n))
+                    skipped.append(skipped_row("match", spec.backend, spec.precision, problem, gallery_size=n))
                     continue
                 for q in queries:
                     qb = np.ascontiguousarray(q_all[:q])  # [Q,D]
-                    result = measure(lambda m=matcher, x=qb: m.topk(x, k), timing, clock=HOST)
+                    try:
+                        result = measure(lambda m=matcher, x=qb: m.topk(x, k), timing, clock=HOST)
+                    except (RuntimeError, MemoryError) as exc:  # e.g. CUDA out of memory at a large Q
+                        skipped.append(skipped_row("match", spec.backend, spec.precision, f"failed while running: "
+                                                   f"{type(exc).__name__}: {exc}", gallery_size=n, queries=q))
+                        continue
                     gbs = n * dim * spec.bytes_per_value / (result.p50_ms / 1e3) / 1e9
                     rows.append(make_row(
                         "match", spec.backend, spec.precision, spec.device, result, MATCH_TIMING, batch=q,

@@ -48,7 +48,7 @@ def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[s
         if unknown:
             listing = ", ".join(known) if known else "(none: the gallery is empty)"
             raise GalleryError(f"unknown camera(s) {', '.join(map(repr, unknown))} in the search filter; "
-                               f"cameras in this gallery: {listing}")
+                               f"cameras in this gallery: {listing}; use one of those names or drop the camera filter")
         codes = [snapshot.camera_names.index(name) for name in set(names)]
         mask = np.isin(snapshot.camera_codes, np.asarray(codes, np.int32))  # [N]
     lo = to_unix_seconds("since", since)

@@ -60,6 +60,17 @@ class ArchCfg(JsonCfg):
 
     _nested = {"vision": VisionCfg, "text": TextCfg, "preprocess": PreprocessCfg}
 
+    @property
+    def local_dim(self) -> int:
+        """Width of CFFA's FLFR local embedding (2 × ``embed_dim``: 512 → 1024); 0 for other families."""
+        return 2 * self.embed_dim if self.family == "cffa" else 0
+
+    @property
+    def output_dim(self) -> int:
+        """Length of the one vector per item the exported encoders return and a gallery stores: ``embed_dim``,
+        for ``cffa`` the normalised global and local vectors concatenated (512 + 1024 = 1536)."""
+        return self.embed_dim + self.local_dim
+
 
 MODELS: Registry[ArchCfg] = Registry("model")
 
@@ -79,14 +90,31 @@ MODELS.register("cffa-vit-b16", ArchCfg(
     name="cffa-vit-b16", family="cffa", vision=VisionCfg(image_size=(384, 128), patch_size=16, patch_stride=16),
     preprocess=PreprocessCfg(image_size=(384, 128), mean=CLIP_MEAN, std=CLIP_STD)))
 # Tiny configs for tests and the CPU demo model.
+# CFFA on the synthetic CUHK-PEDES set (CPU): 64×32 crops, 8×4 patches + CLS, global 64-d + FLFR local 128-d.
+MODELS.register("tiny-cffa", ArchCfg(
+    name="tiny-cffa", family="cffa", embed_dim=64,
+    vision=VisionCfg(image_size=(64, 32), patch_size=8, patch_stride=8, width=96, layers=3, heads=4),
+    text=TextCfg(width=64, layers=3, heads=2),
+    preprocess=PreprocessCfg(image_size=(64, 32), mean=CLIP_MEAN, std=CLIP_STD)))
 MODELS.register("tiny-test", ArchCfg(
     name="tiny-test", embed_dim=32,
     vision=VisionCfg(image_size=(64, 32), patch_size=16, patch_stride=16, width=64, layers=2, heads=2),
     text=TextCfg(width=64, layers=2, heads=2), preprocess=PreprocessCfg(image_size=(64, 32))))
+# The demo model shipped with the package: small enough that bundle + demo gallery stay under 20 MB
+# (the 49408×32 token table dominates), big enough to learn the synthetic captions on a CPU.
 MODELS.register("tiny-demo", ArchCfg(
-    name="tiny-demo", embed_dim=128,
-    vision=VisionCfg(image_size=(64, 32), patch_size=8, patch_stride=8, width=128, layers=3, heads=4),
-    text=TextCfg(width=128, layers=3, heads=4), preprocess=PreprocessCfg(image_size=(64, 32))))
+    name="tiny-demo", embed_dim=64,
+    vision=VisionCfg(image_size=(64, 32), patch_size=8, patch_stride=8, width=96, layers=3, heads=4),
+    text=TextCfg(width=32, layers=3, heads=2), preprocess=PreprocessCfg(image_size=(64, 32))))
+# TF-CLIP (video-to-video re-ID; only the vision tower is used, the text config is ignored): ViT-B/16 at 256×128,
+# stride 16 -> 16×8 grid + CLS = 129 tokens, ImageNet mean/std. Test-time feature = 768 + 512 + 768 = 2048-d.
+MODELS.register("tfclip-vit-b16", ArchCfg(
+    name="tfclip-vit-b16", family="tfclip", vision=VisionCfg(image_size=(256, 128), patch_size=16, patch_stride=16),
+    preprocess=_REID_PRE))
+MODELS.register("tiny-tfclip", ArchCfg(
+    name="tiny-tfclip", family="tfclip", embed_dim=32,
+    vision=VisionCfg(image_size=(64, 32), patch_size=16, patch_stride=16, width=64, layers=2, heads=2),
+    text=TextCfg(width=32, layers=1, heads=1), preprocess=PreprocessCfg(image_size=(64, 32))))
 
 
 def get_arch(name: str, **overrides) -> ArchCfg:

@@ -44,7 +44,7 @@ def _where(path: str, frame_index: int | None) -> str:
 
 def _corrupt(path: str, frame_index: int | None, problem: str) -> CorruptInputError:
     message = (f"Cannot decode {_where(path, frame_index)}: {problem}. Re-extract the frame from its source video "
-               "(as JPEG or PNG), or index the tracklet with on_bad_frame='skip' to drop unreadable frames.")
+               "(as JPEG or PNG), or skip unreadable frames (CLI: --on-bad-frame skip; SDK: on_bad_frame='skip').")
     return CorruptInputError(message, path=path, frame_index=frame_index)
 
 

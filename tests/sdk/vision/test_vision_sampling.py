@@ -153,7 +153,7 @@ def test_rss_train_samples_deterministic():
 
 def test_registry_contents_and_miss():
     assert SAMPLERS.names() == ["dense", "evenly", "random", "rrs_test", "rrs_train", "rss"]
-    with pytest.raises(KeyError, match="known frame samplers: dense, evenly"):
+    with pytest.raises(KeyError, match="choose one of: dense, evenly"):
         sample_indices("uniform", 10)
 
 

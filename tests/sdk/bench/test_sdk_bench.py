@@ -1,0 +1,76 @@
+"""SDK benchmark on the tiny-test bundle: rows per backend and batch, baselines and ratios, honest skips."""
+import pytest
+
+from tvreid_sdk.bench import SdkBenchCfg, TimingCfg, build_report, run_sdk_bench, validate_report
+from tvreid_sdk.bench.device import cuda_available
+from tvreid_sdk.bench.sdk_bench import available_backends, backend_variants, e2e_gallery_size
+from tvreid_sdk.errors import ConfigError
+
+FAST = TimingCfg(reps=3, warmup=1, budget_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def result(tiny_bundle):
+    cfg = SdkBenchCfg(backends=("ort-cpu", "torch"), text_batches=(1, 3), video_batches=(2,), tokenizer_batches=(1, 8),
+                      gallery_sizes=(400, 900), queries=(1, 2), k=5, matchers=("numpy", "torch"),
+                      copy_bytes=2**20, device="cpu", timing=FAST)
+    return run_sdk_bench(tiny_bundle, cfg)
+
+
+def _rows(result, task):
+    return [r for r in result.rows if r["task"] == task]
+
+
+def test_every_task_has_rows_per_backend_and_shape(result):
+    assert [r["batch"] for r in _rows(result, "tokenize")] == [1, 8]
+    assert [(r["backend"], r["batch"]) for r in _rows(result, "text_encode")] == [
+        ("ort-cpu", 1), ("ort-cpu", 3), ("torch", 1), ("torch", 3)]
+    video = _rows(result, "video_embed")
+    assert [(r["backend"], r["batch"], r["frames_per_tracklet"]) for r in video] == [("ort-cpu", 2, 4), ("torch", 2, 4)]
+    for r in video:
+        assert r["frames_per_s"] == pytest.approx(4 * r["tracklets_per_s"])
+        assert r["tracklets_per_s"] == pytest.approx(2 / (r["p50_ms"] / 1e3))
+    assert len(_rows(result, "match")) == 2 * 2 * 2
+    assert len(_rows(result, "copy_bandwidth")) == 1
+    queries = _rows(result, "text_query")
+    assert [(r["backend"], r["matcher"], r["gallery_size"], r["k"]) for r in queries] == [
+        ("ort-cpu", "numpy-fp32", 900, 5), ("torch", "numpy-fp32", 900, 5)]
+    for r in result.rows:
+        assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["reps"] >= 3 and r["device"] and r["precision"]
+
+
+def test_ratios_to_the_pytorch_eager_baseline_are_in_the_report(result):
+    report = build_report(result.rows, device={"kind": "cpu", "name": "x"}, versions={}, skipped=result.skipped)
+    assert validate_report(report) == []
+    for row in report["rows"]:
+        if row["task"] in ("text_encode", "video_embed", "text_query"):
+            base = next(r for r in report["rows"] if r["task"] == row["task"] and r["backend"] == "torch"
+                        and r.get("batch") == row.get("batch"))
+            assert row["speedup_vs"]["torch-fp32"] == pytest.approx(base["p50_ms"] / row["p50_ms"])
+
+
+@pytest.mark.skipif(cuda_available(), reason="CPU-only expectations")
+def test_gpu_only_variants_are_skipped_with_reasons_on_cpu(tiny_bundle, result):
+    assert any(s["backend"] == "torch" and s["precision"] == "fp16" and "CUDA" in s["reason"] for s in result.skipped)
+    assert available_backends(tiny_bundle, "cpu") == ["ort-cpu", "torch"]
+    variants, skipped = backend_variants(tiny_bundle, ["ort-cuda", "tensorrt"], "cpu")
+    assert variants == []
+    assert [s["backend"] for s in skipped] == ["ort-cuda", "tensorrt"]
+    assert "--trt" in skipped[1]["reason"]
+
+
+def test_unknown_backend_and_bad_config_are_rejected(tiny_bundle):
+    with pytest.raises(KeyError, match="unknown backend 'onnx-gpu'"):
+        backend_variants(tiny_bundle, ["onnx-gpu"], "cpu")
+    with pytest.raises(ConfigError, match="k=50"):
+        SdkBenchCfg(gallery_sizes=(10, 100), k=50)
+    with pytest.raises(ConfigError, match="unknown bench task"):
+        SdkBenchCfg(tasks=("latency",))
+    with pytest.raises(ConfigError, match="positive integers"):
+        SdkBenchCfg(queries=(0,))
+
+
+def test_end_to_end_gallery_is_the_largest_measured_size_up_to_one_million():
+    assert e2e_gallery_size(SdkBenchCfg(gallery_sizes=(100_000, 1_000_000, 10_000_000))) == 1_000_000
+    assert e2e_gallery_size(SdkBenchCfg(gallery_sizes=(10_000_000,), k=10)) == 10_000_000
+    assert e2e_gallery_size(SdkBenchCfg(gallery_sizes=(1000,), e2e_gallery_size=500, k=10)) == 500

@@ -1,0 +1,115 @@
+"""Build the demo model and demo gallery that ship with the package (the embedded default).
+
+    python -m training.demo --out tvreid_sdk/assets [--work DIR]
+
+Every step is our own code with a committed recipe and seed: render a synthetic TV-MARS-format set,
+train ``synthetic_demo`` on its training identities, export the bundle, and index the held-out
+identities' tracklets (with thumbnails, cameras and times) into a gallery. The gallery is stored in
+rollback-journal mode so it opens read-only from a non-writable install directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from tvreid_sdk.errors import ConfigError
+
+DEMO_SEED = 7
+DEMO_IDS = 600
+DEMO_TEST_FRACTION = 0.17
+DEMO_IMAGE_SIZE = (64, 32)
+DEMO_START = 1_714_557_600.0  # 2024-05-01T10:00:00Z: synthetic clock for the demo gallery's time spans
+MAX_ASSET_BYTES = 20 * 1024 * 1024
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def build_demo(out: Path, work: Path, *, recipe: str = "synthetic_demo", log=print) -> dict:
+    """Render, train, export and index; writes ``out/demo_bundle`` and ``out/demo_gallery``."""
+    from export.build import export_bundle
+    from tvreid_sdk import Encoder, Gallery
+    from tvreid_sdk.indexing import make_thumbnail
+
+    from .config import load_recipe
+    from .data import DATASETS
+    from .engine import train
+    from .synth import generate
+
+    data_root, run_dir = work / "synth", work / "run"
+    if not (data_root / "synth_meta.json").is_file():
+        log(f"rendering {DEMO_IDS} synthetic identities into {data_root}")
+        generate(data_root, ids=DEMO_IDS, seed=DEMO_SEED, image_size=DEMO_IMAGE_SIZE, frames_per_tracklet=(8, 12),
+                 test_fraction=DEMO_TEST_FRACTION, overwrite=True)
+    cfg = load_recipe(recipe, [f"run.seed={DEMO_SEED}", "run.progress=false"])
+    metrics = train(cfg, str(data_root), str(run_dir), resume=(run_dir / "resume.json").is_file(), log=log)
+    bundle_dir, gallery_dir = out / "demo_bundle", out / "demo_gallery"
+    staging = Path(tempfile.mkdtemp(prefix=".demo.", dir=out))
+    try:
+        bundle, _ = export_bundle(run_dir, staging / "demo_bundle", progress=log)
+        encoder = Encoder.from_bundle(bundle, backend="ort-cpu")
+        data = DATASETS.get("tvmars")(str(data_root))
+        test = sorted((*data.query, *data.gallery), key=lambda t: t.track_id)
+        gallery = Gallery.create(staging / "demo_gallery", model_id=encoder.model_id, embed_dim=encoder.embed_dim)
+        with gallery:
+            for start_i in range(0, len(test), 64):
+                batch = test[start_i:start_i + 64]
+                clips = [encoder.prepare_tracklet(list(t.frames)) for t in batch]
+                records = [_demo_record(start_i + j, trk, make_thumbnail(clip[0])) for j, (trk, clip)
+                           in enumerate(zip(batch, clips))]
+                gallery.add(records, encoder.encode_prepared(clips))  # frame paths of the build machine stay out
+        _fold_wal(staging / "demo_gallery" / "gallery.sqlite")
+        total = _size(staging)
+        if total > MAX_ASSET_BYTES:
+            raise ConfigError(f"demo assets are {total / 2**20:.1f} MiB, over the 20 MiB budget; shrink the demo arch")
+        for target in (bundle_dir, gallery_dir):
+            shutil.rmtree(target, ignore_errors=True)
+        (staging / "demo_bundle").rename(bundle_dir)
+        (staging / "demo_gallery").rename(gallery_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary = {"metrics": metrics, "assets_bytes": _size(bundle_dir) + _size(gallery_dir), "gallery_items": len(test)}
+    (out / "demo_provenance.json").write_text(json.dumps({
+        "recipe": recipe, "seed": DEMO_SEED, "ids": DEMO_IDS, "test_fraction": DEMO_TEST_FRACTION,
+        "image_size": list(DEMO_IMAGE_SIZE), "command": "python -m training.demo --out tvreid_sdk/assets",
+        **summary}, indent=2, sort_keys=True))
+    return summary
+
+
+def _demo_record(i: int, trk, thumbnail: bytes):
+    from tvreid_sdk import TrackletRecord
+
+    start = DEMO_START + 37.0 * i
+    return TrackletRecord(key=trk.track_id, camera=f"C{trk.camid + 1}", start_time=start,
+                          end_time=start + len(trk.frames) / 25.0, source="tvreid synthetic demo",
+                          thumbnail=thumbnail, person_id=trk.raw_pid,
+                          caption=trk.captions[0] if trk.captions else None)
+
+
+def _fold_wal(db: Path) -> None:
+    """Fold the WAL into the main file and use rollback-journal mode, so read-only installs can open it."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the demo bundle and gallery shipped with tvreid.")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tvreid_sdk" / "assets")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tvreid-demo-work")
+    parser.add_argument("--recipe", default="synthetic_demo")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(build_demo(args.out, args.work, recipe=args.recipe), indent=2))
+
+
+if __name__ == "__main__":
+    main()

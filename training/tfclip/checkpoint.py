@@ -1,0 +1,87 @@
+"""TF-CLIP checkpoints: the shared convention of :mod:`training.checkpoint` plus the TF-CLIP recipe in metadata.
+
+Metadata written by :func:`save_tfclip` (all strings): ``tvreid_arch`` (family ``tfclip``), ``tvreid_num_frames``,
+``tvreid_sampler`` (the test sampler), ``tvreid_tfclip`` = ``{"model": <model section>, "data": <data section>,
+"num_classes": N, "num_cameras": C}`` as JSON. Tensors: see :mod:`training.tfclip.model`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+
+from tvreid_sdk.config import SamplerCfg
+from tvreid_sdk.errors import ConfigError, ModelFormatError
+from tvreid_sdk.modeling.arch import ArchCfg
+
+from ..checkpoint import save_model
+from .config import FAMILY, TfclipDataSection, TfclipModelSection
+from .model import TFCLIP
+
+META_TFCLIP = "tvreid_tfclip"
+
+
+def save_tfclip(model: TFCLIP, path: Path, data_cfg: TfclipDataSection, extra: dict[str, str] | None = None) -> None:
+    """Write ``model`` (all tensors, memory included) with the metadata above, atomically."""
+    meta = {"model": model.cfg.to_dict(), "data": data_cfg.to_dict(), "num_classes": model.num_classes,
+            "num_cameras": model.num_cameras}
+    sampler = SamplerCfg(name=data_cfg.test_sampler, num_frames=data_cfg.num_frames)
+    save_model(model, Path(path), model.arch, data_cfg.num_frames, sampler,
+               {META_TFCLIP: json.dumps(meta, sort_keys=True), **(extra or {})})
+
+
+def _resolve(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.safetensors", "last.safetensors"):
+            if (p / name).is_file():
+                return p / name
+        raise ModelFormatError(f"{p}: no best.safetensors or last.safetensors; is this a `tvreid train` run?")
+    if not p.is_file():
+        raise ModelFormatError(f"{p}: no such checkpoint; pass a .safetensors file or a run directory")
+    return p
+
+
+def checkpoint_family(path: str | Path) -> str:
+    """The arch family recorded in a checkpoint's (or run directory's) metadata; ``""`` when unreadable."""
+    try:
+        with safe_open(str(_resolve(path)), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        return ArchCfg.from_dict(json.loads(meta["tvreid_arch"])).family
+    except Exception:  # not ours / corrupt: let the regular loader report it
+        return ""
+
+
+def load_tfclip_weights(model: TFCLIP, path: str | Path) -> None:
+    """Load a :func:`save_tfclip` file into ``model`` (strict)."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise ModelFormatError(f"{path}: cannot read checkpoint ({exc}); is it a tvreid .safetensors?") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelFormatError(f"{path}: does not fit this TF-CLIP model (missing {missing[:5]}, unexpected "
+                               f"{unexpected[:5]}); resume with the recipe and dataset the run was started with")
+
+
+def load_tfclip_checkpoint(path: str | Path) -> tuple[TFCLIP, dict]:
+    """Rebuild a TF-CLIP model (eval mode, CPU) from a checkpoint or run directory; returns it and its metadata."""
+    ckpt = _resolve(path)
+    try:
+        with safe_open(str(ckpt), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        arch = ArchCfg.from_dict(json.loads(meta["tvreid_arch"]))
+        info = json.loads(meta[META_TFCLIP])
+        model_cfg = TfclipModelSection.from_dict(info["model"])
+    except (KeyError, ValueError, ConfigError) as exc:
+        raise ModelFormatError(f"{ckpt}: not a TF-CLIP checkpoint (metadata {exc}); train one with a tfclip "
+                               "recipe") from None
+    if arch.family != FAMILY:
+        raise ModelFormatError(f"{ckpt}: arch {arch.name!r} is of family {arch.family!r}, not tfclip")
+    model = TFCLIP(arch, model_cfg.replace(init_clip=""), int(info["num_classes"]), int(info["num_cameras"]))
+    load_tfclip_weights(model, ckpt)
+    return model.eval(), info
+
