@@ -1,4 +1,4 @@
-"""``tvreid match``: text query → ranked tracklets (table, JSON or HTML contact sheet)."""
+"""``tvreid match``: text query (or an example image, ``--image``) → ranked tracklets (table, JSON or HTML sheet)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -29,7 +29,9 @@ def format_time(ts: float | None) -> str:
 
 
 @click.command()
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False),
+              help="Query by example: find the person in this image (instead of TEXT).")
 @click.option("--bundle", "bundle_path", type=click.Path(), help="Model bundle (default: the demo model).")
 @click.option("--gallery", "gallery_path", type=click.Path(), help="Gallery directory (default: the demo gallery).")
 @click.option("-k", "--top-k", "k", default=10, show_default=True, type=click.IntRange(1, 10000))
@@ -39,19 +41,23 @@ def format_time(ts: float | None) -> str:
 @click.option("--backend", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML contact sheet.")
-def match(text, bundle_path, gallery_path, k, cameras, since, until, backend, as_json, html_path) -> None:
-    """Find the tracklets that best match TEXT, e.g. "man in red jacket walking"."""
+def match(text, image_path, bundle_path, gallery_path, k, cameras, since, until, backend, as_json,
+          html_path) -> None:
+    """Find the tracklets that best match TEXT, e.g. "man in red jacket walking", or the person in --image."""
     from tvreid_sdk import Encoder, Gallery, demo_paths
 
-    if not text.strip():
-        raise QueryRejectedError("the query is empty; describe the person, e.g. \"man in red jacket walking\"")
+    if image_path is not None and text is not None:
+        raise ConfigError("give either a description (TEXT) or --image PATH, not both")
+    if image_path is None and not (text or "").strip():
+        raise QueryRejectedError("the query is empty; describe the person, e.g. \"man in red jacket walking\", "
+                                 "or pass --image PATH to search by example")
     t_since, t_until = parse_time(since, "--since"), parse_time(until, "--until")
     if bundle_path is None or gallery_path is None:
         demo = demo_paths()
         bundle_path, gallery_path = bundle_path or demo.bundle, gallery_path or demo.gallery
     encoder = Encoder.from_bundle(bundle_path, backend=backend)
     with Gallery.open(gallery_path, model_id=encoder.model_id, readonly=True) as gallery:
-        query = encoder.encode_text([text])
+        query = encoder.encode_images([image_path]) if image_path is not None else encoder.encode_text([text])
         hits = gallery.search(query, k=k, cameras=list(cameras) or None, since=t_since, until=t_until)[0]
         rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "camera": h.camera,
                  "start": format_time(h.start_time), "end": format_time(h.end_time), "person_id": h.person_id}
@@ -59,9 +65,10 @@ def match(text, bundle_path, gallery_path, k, cameras, since, until, backend, as
         if html_path:
             from .contact_sheet import write_contact_sheet
 
-            write_contact_sheet(html_path, text, rows, gallery)
+            write_contact_sheet(html_path, text if image_path is None else f"image: {image_path}", rows, gallery)
     if as_json:
-        click.echo(json.dumps({"query": text, "k": k, "results": rows}, indent=2))
+        label = {"query": text} if image_path is None else {"query_image": str(image_path)}
+        click.echo(json.dumps({**label, "k": k, "results": rows}, indent=2))
         return
     if not rows:
         click.echo("no tracklets match the filters")

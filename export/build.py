@@ -137,6 +137,13 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
         raise ConfigError(f"unknown encoder role(s) {unknown or roles}; choose from {ROLES}")
+    if not isinstance(checkpoint, LoadedCheckpoint):
+        from .tfclip_graphs import export_tfclip_bundle, is_tfclip_checkpoint
+
+        if is_tfclip_checkpoint(checkpoint):  # TF-CLIP: video encoder only, no text tower (export/tfclip_graphs.py)
+            bundle = export_tfclip_bundle(checkpoint, out, trt=trt, fp16=fp16, overwrite=overwrite,
+                                          progress=progress, parity_seed=parity_seed)
+            return bundle, summary_rows(bundle)
     api = _trt_api(trt_runtime, trt_target) if trt else None
     out = Path(out)
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)

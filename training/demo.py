@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tvreid_sdk.errors import ConfigError
 
-DEMO_SEED = 7
+DEMO_SEED = 1
 DEMO_IDS = 600
 DEMO_TEST_FRACTION = 0.17
 DEMO_IMAGE_SIZE = (64, 32)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .backends import create_backend
 from .bundle import Bundle, load_bundle
-from .errors import CorruptInputError, QueryRejectedError
+from .errors import BackendUnavailableError, ConfigError, CorruptInputError, QueryRejectedError
 from .text import Tokenizer
 from .vision.decode import load_tracklet, validate_array
 from .vision.preprocess import resize_frame
@@ -29,6 +29,15 @@ class Encoder:
     """
 
     def __init__(self, bundle: Bundle, backend):
+        if bundle.manifest.family == "cffa" and backend.name == "torch":
+            backend.close()
+            raise BackendUnavailableError("the torch backend serves the global CLIP towers only, not a cffa bundle's "
+                                          "joint global+local vector; use backend='ort-cpu' (or ort-cuda/tensorrt)")
+        if bundle.manifest.family == "tfclip" and not backend.name.startswith("ort"):
+            backend.close()
+            raise BackendUnavailableError(f"the {backend.name} backend cannot run a tfclip bundle (its video encoder "
+                                          "graph holds the TF-CLIP camera embedding and temporal head); use "
+                                          "backend='ort-cpu' or 'ort-cuda'")
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = backend
@@ -52,7 +61,8 @@ class Encoder:
 
     @property
     def embed_dim(self) -> int:
-        return self.manifest.embed_dim
+        """Length of every vector this encoder returns (``arch.output_dim``: 1536 for cffa ViT-B/16 bundles)."""
+        return self.manifest.arch.output_dim
 
     @property
     def model_id(self) -> str:
@@ -63,8 +73,15 @@ class Encoder:
         """Queries → float32 ``[N,D]``, L2-normalised.
 
         Raises:
-            QueryRejectedError: empty text, or too long with ``truncate=False``.
+            QueryRejectedError: empty text, too long with ``truncate=False``, or a bundle without a text encoder
+                (``tfclip``: video-to-video re-identification, which searches by example).
         """
+        if self.manifest.family == "tfclip":
+            raise QueryRejectedError(
+                f"bundle {self.manifest.name or self.manifest.arch.name!r} is a TF-CLIP video-to-video "
+                "re-identification model: it has no text encoder and searches by example. Pick a tracklet and search with its "
+                "embedding: `tvreid match --like TRACKLET_ID --gallery G`, or in Python "
+                "gallery.search(gallery.get(key).embedding) / gallery.search(encoder.encode_tracklets([frames]))")
         if isinstance(texts, str):
             texts = [texts]
         if not len(texts):
@@ -97,21 +114,77 @@ class Encoder:
         resized = {int(i): resize_frame(frames[int(i)], self.manifest.preprocess) for i in np.unique(idx)}
         return np.stack([resized[int(i)] for i in idx.ravel()]).reshape(*idx.shape, *self.backend.frame_shape)
 
-    def encode_tracklets(self, tracklets: Sequence[TrackletInput], *, on_bad_frame: str = "fail") -> np.ndarray:
-        """Tracklets → float32 ``[N,D]`` (mean of per-frame embeddings over the T sampled frames, L2-normalised)."""
+    def encode_tracklets(self, tracklets: Sequence[TrackletInput], *, on_bad_frame: str = "fail",
+                         cameras: Sequence[int | None] | None = None) -> np.ndarray:
+        """Tracklets → float32 ``[N,D]``, L2-normalised (DMCA: mean of the per-frame embeddings over the T sampled
+        frames; tfclip: ``cat[CLS, projection, TMD]`` of the T frames, 2048-d for ViT-B/16).
+
+        Args:
+            tracklets: see :meth:`prepare_tracklet`.
+            on_bad_frame: see :meth:`prepare_tracklet`.
+            cameras: tfclip bundles trained with a camera embedding (SIE) only: the 0-based camera index of each
+                tracklet as in training (MARS ``C1`` → 0), or None where the camera is unknown (no camera embedding).
+        """
         if not len(tracklets):
             return np.zeros((0, self.embed_dim), np.float32)
-        return self.encode_prepared([self.prepare_tracklet(t, on_bad_frame=on_bad_frame) for t in tracklets])
+        return self.encode_prepared([self.prepare_tracklet(t, on_bad_frame=on_bad_frame) for t in tracklets],
+                                    cameras=cameras)
 
-    def encode_prepared(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        """Encode outputs of :meth:`prepare_tracklet`: float32 ``[N,D]``, L2-normalised."""
+    def _camera_ids(self, cameras: Sequence[int | None] | None, count: int) -> np.ndarray | None:
+        """Checked int32 camera indices ``[N]`` (-1 = unknown), or None when no cameras were given."""
+        if cameras is None:
+            return None
+        num = int(self.manifest.export.get("tfclip", {}).get("num_cameras", 0))
+        if num < 1:
+            raise ConfigError(f"bundle {self.manifest.arch.name!r} takes no camera input (only tfclip bundles trained "
+                              "with a camera embedding do); call without cameras=")
+        cams = list(cameras)
+        if len(cams) != count:
+            raise ConfigError(f"got {len(cams)} camera ids for {count} tracklets; give one per tracklet "
+                              "(None = unknown)")
+        bad = [c for c in cams if c is not None and (isinstance(c, bool) or not isinstance(c, (int, np.integer))
+                                                     or not 0 <= int(c) < num)]
+        if bad:
+            raise ConfigError(f"camera ids {bad[:3]} are outside 0..{num - 1}, the cameras this model was trained "
+                              "with; pass None for a camera it has not seen")
+        return np.array([-1 if c is None else int(c) for c in cams], dtype=np.int32)
+
+    def _encode_video(self, frames: np.ndarray, cameras: np.ndarray | None) -> np.ndarray:
+        if cameras is None:
+            return self.backend.encode_video(frames)
+        return self.backend.encode_video(frames, cameras=cameras)
+
+    def encode_prepared(self, clips: Sequence[np.ndarray],
+                        cameras: Sequence[int | None] | None = None) -> np.ndarray:
+        """Encode outputs of :meth:`prepare_tracklet` (``cameras``: see :meth:`encode_tracklets`): float32 ``[N,D]``,
+        L2-normalised."""
+        cams = self._camera_ids(cameras, len(clips))  # [N] or None
         if not self.sampler.returns_clips:
-            return self.backend.encode_video(np.stack(clips))  # [N,T,H,W,3] -> [N,D]
+            return self._encode_video(np.stack(clips), cams)  # [N,T,H,W,3] -> [N,D]
         # dense: every clip is encoded, clip embeddings are averaged per tracklet and renormalised.
         counts = [c.shape[0] for c in clips]
-        emb = self.backend.encode_video(np.concatenate(clips))  # [sum C, D]
+        emb = self._encode_video(np.concatenate(clips), None if cams is None else np.repeat(cams, counts))  # [sum C,D]
         out = np.stack([part.mean(0) for part in np.split(emb, np.cumsum(counts)[:-1])])
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+    def encode_images(self, images: Sequence[Frame] | np.ndarray, *, on_bad_frame: str = "fail") -> np.ndarray:
+        """Single person crops (paths or ``uint8 H×W×3`` arrays, any size) → float32 ``[N,D]``, L2-normalised.
+
+        Each image is a one-frame tracklet: with a still-image bundle (cffa, T = 1) this is exactly its image
+        encoder; a video bundle sees the image repeated T times. Use the rows as gallery items or as queries
+        ("find this person": ``gallery.search(enc.encode_images([crop]))``).
+
+        Args:
+            images: file paths or arrays (a single path or ``H×W×3`` array is one image), or a ``uint8 [N,H,W,3]``
+                array.
+            on_bad_frame: ``fail`` raises :class:`CorruptInputError` naming the file; ``skip`` has no effect on a
+                single image (an undecodable image always raises).
+        """
+        if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+            images = [images]
+        if not len(images):
+            return np.zeros((0, self.embed_dim), np.float32)
+        return self.encode_tracklets([[image] for image in images], on_bad_frame=on_bad_frame)
 
     def encode_frames(self, frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Single frames (uint8 H×W×3, any size) → per-frame float32 ``[N,D]`` before L2-normalisation.

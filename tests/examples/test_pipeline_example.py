@@ -12,20 +12,6 @@ from training.synth.video import render_scene_video
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline.py"
 
 
-def tiny_bundle(tmp_path_factory) -> Path:
-    """The tiny-test model with random weights, exported once per test session (shared by the test modules)."""
-    out = tmp_path_factory.getbasetemp() / "tvreid-tiny-bundle"
-    if not (out / "manifest.json").is_file():
-        import torch
-        from export.build import export_bundle
-        from export.checkpoint import save_checkpoint
-        from tvreid_sdk.modeling.arch import get_arch
-        from tvreid_sdk.modeling.clip import CLIPTowers
-
-        torch.manual_seed(0)
-        ckpt = save_checkpoint(CLIPTowers(get_arch("tiny-test")).eval(), out.with_suffix(".safetensors"), num_frames=4)
-        export_bundle(ckpt, out, roles=("text_encoder", "video_encoder"), progress=lambda _: None)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +22,11 @@ def example():
     return module
 
 
-def test_example_streams_a_video_into_the_gallery(tmp_path, tmp_path_factory, example, capsys):
+def test_example_streams_a_video_into_the_gallery(tmp_path, tiny_bundle, example, capsys):
     clip = render_scene_video(tmp_path / "clip", people=3, seconds=6, seed=1)
     handler = signal.getsignal(signal.SIGTERM)
     began = time.time()
-    committed = example.main(["--bundle", str(tiny_bundle(tmp_path_factory)), "--gallery", str(tmp_path / "g"),
+    committed = example.main(["--bundle", str(tiny_bundle), "--gallery", str(tmp_path / "g"),
                               "--camera", "door", "--video", str(clip.video), "--tracks", str(clip.tracks)])
     assert signal.getsignal(signal.SIGTERM) is handler  # the example restores the previous handler
     with Gallery.open(tmp_path / "g") as gallery:

@@ -22,11 +22,6 @@ from .losses import batch_hard_triplet
 from .modules import SequenceSpecificPrompt, TemporalMemoryDiffusion, camera_offsets, vision_tokens
 
 
-def feature_dim(arch: ArchCfg) -> int:
-    """Size of the test-time feature: CLS (width) + projection (embed_dim) + TMD (width); 2048 for ViT-B/16."""
-    return 2 * arch.vision.width + arch.embed_dim
-
-
 @dataclasses.dataclass
 class VideoFeatures:
     """Everything one forward pass over ``[B,T]`` frames yields."""

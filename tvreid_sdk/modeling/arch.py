@@ -68,7 +68,10 @@ class ArchCfg(JsonCfg):
     @property
     def output_dim(self) -> int:
         """Length of the one vector per item the exported encoders return and a gallery stores: ``embed_dim``,
-        for ``cffa`` the normalised global and local vectors concatenated (512 + 1024 = 1536)."""
+        for ``cffa`` the normalised global and local vectors concatenated (512 + 1024 = 1536), for ``tfclip``
+        ``cat[CLS (width), projection (embed_dim), TMD (width)]`` (768 + 512 + 768 = 2048)."""
+        if self.family == "tfclip":
+            return 2 * self.vision.width + self.embed_dim
         return self.embed_dim + self.local_dim
 
 
