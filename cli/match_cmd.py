@@ -1,4 +1,5 @@
-"""``tvreid match``: text query (or an example image, ``--image``) → ranked tracklets (table, JSON or HTML sheet)."""
+"""``tvreid match``: text query (or an example image, ``--image``, or a gallery tracklet, ``--like``) → ranked tracklets
+(table, JSON or HTML sheet)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -32,6 +33,9 @@ def format_time(ts: float | None) -> str:
 @click.argument("text", required=False)
 @click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False),
               help="Query by example: find the person in this image (instead of TEXT).")
+@click.option("--like", "like_key", metavar="TRACKLET_ID",
+              help="Query by example: the stored embedding of this gallery tracklet (instead of TEXT; the tracklet "
+                   "itself is left out of the results). The way to search with a text-free (tfclip) model.")
 @click.option("--bundle", "bundle_path", type=click.Path(), help="Model bundle (default: the demo model).")
 @click.option("--gallery", "gallery_path", type=click.Path(), help="Gallery directory (default: the demo gallery).")
 @click.option("-k", "--top-k", "k", default=10, show_default=True, type=click.IntRange(1, 10000))
@@ -41,33 +45,50 @@ def format_time(ts: float | None) -> str:
 @click.option("--backend", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML contact sheet.")
-def match(text, image_path, bundle_path, gallery_path, k, cameras, since, until, backend, as_json,
+def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, since, until, backend, as_json,
           html_path) -> None:
-    """Find the tracklets that best match TEXT, e.g. "man in red jacket walking", or the person in --image."""
-    from tvreid_sdk import Encoder, Gallery, demo_paths
+    """Find the tracklets that best match TEXT, e.g. "man in red jacket walking", the person in --image, or the
+    gallery tracklet --like TRACKLET_ID."""
+    from tvreid_sdk import Encoder, Gallery, demo_paths, load_bundle
+
+    if like_key is not None and (text is not None or image_path is not None):
+        raise ConfigError("--like TRACKLET_ID is already the query; give one of TEXT, --image PATH or --like")
 
     if image_path is not None and text is not None:
         raise ConfigError("give either a description (TEXT) or --image PATH, not both")
-    if image_path is None and not (text or "").strip():
+    if image_path is None and like_key is None and not (text or "").strip():
         raise QueryRejectedError("the query is empty; describe the person, e.g. \"man in red jacket walking\", "
-                                 "or pass --image PATH to search by example")
+                                 "or pass --image PATH / --like TRACKLET_ID to search by example")
     t_since, t_until = parse_time(since, "--since"), parse_time(until, "--until")
-    if bundle_path is None or gallery_path is None:
-        demo = demo_paths()
-        bundle_path, gallery_path = bundle_path or demo.bundle, gallery_path or demo.gallery
-    encoder = Encoder.from_bundle(bundle_path, backend=backend)
-    with Gallery.open(gallery_path, model_id=encoder.model_id, readonly=True) as gallery:
-        query = encoder.encode_images([image_path]) if image_path is not None else encoder.encode_text([text])
-        hits = gallery.search(query, k=k, cameras=list(cameras) or None, since=t_since, until=t_until)[0]
+    if like_key is not None:  # the query vector is in the gallery: no encoder needed, --bundle only checks the model
+        gallery_path = gallery_path or demo_paths().gallery
+        model_id = load_bundle(bundle_path).manifest.model_id if bundle_path else None
+    else:
+        if bundle_path is None or gallery_path is None:
+            demo = demo_paths()
+            bundle_path, gallery_path = bundle_path or demo.bundle, gallery_path or demo.gallery
+        encoder = Encoder.from_bundle(bundle_path, backend=backend)
+        model_id = encoder.model_id
+    with Gallery.open(gallery_path, model_id=model_id, readonly=True) as gallery:
+        if like_key is not None:
+            query = gallery.get(like_key).embedding[None]  # [1,D] the stored vector of that tracklet
+        else:
+            query = encoder.encode_images([image_path]) if image_path is not None else encoder.encode_text([text])
+        hits = gallery.search(query, k=k + (like_key is not None), cameras=list(cameras) or None, since=t_since,
+                              until=t_until)[0]
+        hits = [h for h in hits if h.key != like_key][:k]  # never return the example itself
         rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "camera": h.camera,
                  "start": format_time(h.start_time), "end": format_time(h.end_time), "person_id": h.person_id}
                 for i, h in enumerate(hits)]
         if html_path:
             from .contact_sheet import write_contact_sheet
 
-            write_contact_sheet(html_path, text if image_path is None else f"image: {image_path}", rows, gallery)
+            title = f"like: {like_key}" if like_key is not None else \
+                text if image_path is None else f"image: {image_path}"
+            write_contact_sheet(html_path, title, rows, gallery)
     if as_json:
-        label = {"query": text} if image_path is None else {"query_image": str(image_path)}
+        label = {"like": like_key} if like_key is not None else \
+            {"query": text} if image_path is None else {"query_image": str(image_path)}
         click.echo(json.dumps({**label, "k": k, "results": rows}, indent=2))
         return
     if not rows:

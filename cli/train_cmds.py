@@ -25,8 +25,13 @@ def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, r
     from training.config import load_recipe
     from training.engine import train as run_training
 
+    from training.tfclip.config import recipe_family
+
     sets = list(overrides) + ([f"model.init_clip={init_clip}"] if init_clip else []) \
         + (["model.allow_torchscript=true"] if allow_torchscript else [])
+    if recipe_family(recipe) == "tfclip":  # model.family: tfclip -> its own recipe sections and loop
+        from training.tfclip.config import load_tfclip_recipe as load_recipe  # noqa: F811
+        from training.tfclip.engine import train as run_training  # noqa: F811
     cfg = load_recipe(recipe, sets)
     if Path(out_dir, "resume.json").exists() and not resume:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -39,15 +44,19 @@ def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, r
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def eval_cmd(run, data_root, as_json) -> None:
-    """Evaluate a run directory or checkpoint with the t2v protocol (R1/R5/R10/mAP/mINP)."""
+    """Evaluate a run directory or checkpoint: t2v protocol (R1/R5/R10/mAP/mINP), or the mars protocol
+    (R1/R5/R10/R20/mAP) for a tfclip run."""
     from training.evaluate import evaluate_checkpoint
+    from training.tfclip.checkpoint import checkpoint_family
 
+    if checkpoint_family(run) == "tfclip":
+        from training.tfclip.evaluate import evaluate_checkpoint  # noqa: F811
     metrics = evaluate_checkpoint(run, data_root)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
     click.echo(f"protocol {metrics['protocol']}: " + "  ".join(
-        f"{k} {metrics[k]:.2f}" for k in ("R1", "R5", "R10", "mAP", "mINP")))
+        f"{k} {metrics[k]:.2f}" for k in ("R1", "R5", "R10", "R20", "mAP", "mINP") if k in metrics))
 
 
 COMMANDS = [train, eval_cmd]

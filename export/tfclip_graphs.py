@@ -112,9 +112,9 @@ class TfclipVideoModel(nn.Module):
         return F.normalize(torch.cat([cls_mean, cls_mean @ vis.proj, tmd], dim=1), dim=-1)
 
 
-def _run_block(block: ResidualAttentionBlock, x: torch.Tensor, length: int, heads: int) -> torch.Tensor:
-    """One pre-LN block with static-shape MatMul/Softmax attention: ``[N,length,W]``."""
-    attn, width = block.attn, x.shape[-1]
+def _run_block(block: ResidualAttentionBlock, x: torch.Tensor, length: int, width: int, heads: int) -> torch.Tensor:
+    """One pre-LN block with static-shape MatMul/Softmax attention: ``[N,length,width]``."""
+    attn = block.attn
     qkv = F.linear(_layer_norm(block.ln_1, x), attn.in_proj_weight, attn.in_proj_bias)  # [N,len,3W]
     x = x + attn.out_proj(_attend(qkv, length, width, heads, False))
     return x + block.mlp(_layer_norm(block.ln_2, x))
@@ -153,7 +153,7 @@ class TfclipVideoGraph(nn.Module):
             msg = msg + blk.message_attn.out_proj(_attend(qkv, t, w, self.heads, False))
             y = torch.cat([y, msg.reshape(-1, 1, w)], dim=1)  # [BT,len+1,W]
             length += 1
-            y = _run_block(blk.block, y, length, self.heads)
+            y = _run_block(blk.block, y, length, w, self.heads)
         tmd = y.mean(dim=1).reshape(-1, t, w).mean(dim=1)  # [B,W]
         cls = tokens[:, 0].reshape(-1, t, w).mean(dim=1)  # [B,W]
         return self.l2norm(torch.cat([cls, cls @ vis.proj, tmd], dim=1))  # [B,2W+D]

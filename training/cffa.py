@@ -11,6 +11,8 @@ ID weight 1, batch 64, 60 epochs, Adam lr 1e-5 with the FLFR heads at a fixed lr
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -25,7 +27,7 @@ from .config import OptimSection, TrainCfg
 from .data.records import Dataset
 from .dataset import TrackletEvalSet, tokenize_captions
 from .dmca import IRRBranch
-from .losses import id_loss, mal_loss, mlm_loss
+from .losses import id_loss, mal_coefficient, mal_loss, mlm_loss
 from .metrics import evaluate_t2v
 from .optim import build_optimizer
 
@@ -126,8 +128,16 @@ class CFFA(nn.Module):
 
 
 def build_cffa(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> CFFA:
-    """The model a recipe asks for (``model.losses``, ``model.cmt_depth``); MAL/FLFR hyper-parameters as released."""
+    """The model a recipe asks for (``model.losses``, ``model.cmt_depth``); MAL/FLFR hyper-parameters as released.
+
+    Warns when the batch size unbalances MAL (see :func:`training.losses.mal_loss`: the release's ``c`` fits B = 64).
+    """
     losses = tuple(n.strip() for n in cfg.model.losses.split("+") if n.strip())
+    ratio = mal_coefficient(cfg.data.batch_size) / TAU
+    if "mal" in losses and not 0.8 <= ratio <= 1.2:
+        warnings.warn(f"MAL with batch {cfg.data.batch_size}: c = floor(1/B, 3) gives c/tau = {ratio:.2f}, far from "
+                      "the release's 1.0 (batch 64); the loss then has a degenerate minimum (all cosines pushed to "
+                      "one side). Use data.batch_size=64 as released.", stacklevel=2)
     return CFFA(arch, losses, num_classes=num_classes, cmt_depth=cfg.model.cmt_depth)
 
 

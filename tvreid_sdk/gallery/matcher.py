@@ -12,6 +12,7 @@ a matcher of that kind is built.
 """
 from __future__ import annotations
 
+import abc
 from typing import Optional
 
 import numpy as np
@@ -169,7 +170,7 @@ def topk_cosine(queries: np.ndarray, gallery: np.ndarray, k: int, mask: Optional
     return np.concatenate(out_scores, 0)[: q.shape[0]], np.concatenate(out_idx, 0)[: q.shape[0]]
 
 
-class Matcher:
+class Matcher(abc.ABC):
     """A top-k engine bound to one gallery matrix.
 
     Args:
@@ -192,9 +193,9 @@ class Matcher:
     def dim(self) -> int:
         return int(self.gallery.shape[1])
 
+    @abc.abstractmethod
     def topk(self, queries: np.ndarray, k: int, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         """Same contract as :func:`topk_cosine` on the bound gallery."""
-        raise NotImplementedError
 
     def close(self) -> None:
         """Release device memory, if any."""
