@@ -40,13 +40,14 @@ def cli() -> None:
     tvreid ingest VIDEO --tracks MOT.txt --camera C --gallery G   video + tracker output -> gallery
     tvreid train RECIPE --data ROOT --out RUN      train a model
     tvreid export RUN --out BUNDLE                 export it for deployment
+    tvreid bench --json bench.json                 latency/throughput on this machine
     """
 
 
 def _register() -> None:
-    from . import data_cmds, export_cmd, ingest_cmd, match_cmd, train_cmds
+    from . import bench_cmd, data_cmds, export_cmd, ingest_cmd, match_cmd, train_cmds
 
-    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd):
+    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, bench_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

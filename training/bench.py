@@ -12,7 +12,6 @@ MFU = (FLOPs per step / p50 step time) / the device's dense 16-bit peak; that pe
 from __future__ import annotations
 
 import dataclasses
-import math
 import resource
 from typing import Any, Callable, Optional
 
@@ -26,7 +25,7 @@ from tvreid_sdk.vision.preprocess import normalize_torch
 
 from .config import TrainCfg, load_recipe
 from .dmca import DMCA
-from .engine import autocast_dtype, resolve_device
+from .engine import autocast_dtype, resolve_device, train_step
 from .losses import parse_loss_names
 from .masking import mask_tokens
 from .optim import build_optimizer
@@ -151,19 +150,8 @@ def bench_train_step(cfg: TrainBenchCfg = TrainBenchCfg(),
 
     def step(runner=forward) -> None:
         inputs = {**data, "frames": normalize_torch(data["frames"], arch.preprocess)}  # [B,T,3,H,W]
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            terms = runner(inputs)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms["loss"]).backward()
-        if recipe.optim.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        loss = terms["loss"].item()  # the training loop reads the losses back every step (a host sync)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training-step benchmark: loss became {loss}; check the recipe's precision")
-        last.update({k: float(v.detach()) for k, v in terms.items() if k.endswith("_loss")})
+        vals = train_step(runner, model, inputs, optimizer, scaler, amp, device, recipe.optim.grad_clip)
+        last.update({k: v for k, v in vals.items() if k.endswith("_loss")})
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

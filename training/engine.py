@@ -3,7 +3,6 @@ exact resume, evaluation. The family comes from the recipe's architecture (``Arc
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -175,6 +174,29 @@ class _Progress:
             self.bar.close()
 
 
+def train_step(forward, model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, amp: torch.dtype | None, device: torch.device,
+               grad_clip: float = 0.0) -> dict[str, float]:
+    """One optimisation step on a prepared batch; returns every loss term as a float.
+
+    Raises:
+        FloatingPointError: the loss is NaN or infinite.
+    """
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        terms = forward(batch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(terms["loss"]).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    vals = {k: v.item() for k, v in terms.items()}  # one host sync per step
+    if not math.isfinite(vals["loss"]):
+        raise FloatingPointError(f"loss became {vals['loss']}; lower optim.lr or train in fp32")
+    return vals
+
+
 def _dist_info() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -247,20 +269,9 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
             for batch in loader:
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 batch["frames"] = normalize_torch(batch["frames"], arch.preprocess)  # [B,T,3,H,W]
-                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                    out_terms = forward(batch)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out_terms["loss"]).backward()
-                if cfg.optim.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
+                vals = train_step(forward, model, batch, optimizer, scaler, amp, device, cfg.optim.grad_clip)
                 step += 1
                 count += 1
-                vals = {k: v.item() for k, v in out_terms.items()}
-                if not math.isfinite(vals["loss"]):
-                    raise FloatingPointError(f"loss became {vals['loss']} at step {step}; lower optim.lr or use fp32")
                 for k, v in vals.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.update(**{k: v for k, v in vals.items() if k.endswith("loss")})

@@ -27,6 +27,7 @@ def save_tfclip(model: TFCLIP, path: Path, data_cfg: TfclipDataSection, extra: d
     meta = {"model": model.cfg.to_dict(), "data": data_cfg.to_dict(), "num_classes": model.num_classes,
             "num_cameras": model.num_cameras}
     sampler = SamplerCfg(name=data_cfg.test_sampler, num_frames=data_cfg.num_frames)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_model(model, Path(path), model.arch, data_cfg.num_frames, sampler,
                {META_TFCLIP: json.dumps(meta, sort_keys=True), **(extra or {})})
 

@@ -97,7 +97,7 @@ MODELS.register("cffa-vit-b16", ArchCfg(
 MODELS.register("tiny-cffa", ArchCfg(
     name="tiny-cffa", family="cffa", embed_dim=64,
     vision=VisionCfg(image_size=(64, 32), patch_size=8, patch_stride=8, width=96, layers=3, heads=4),
-    text=TextCfg(width=64, layers=3, heads=2),
+    text=TextCfg(width=32, layers=3, heads=2),
     preprocess=PreprocessCfg(image_size=(64, 32), mean=CLIP_MEAN, std=CLIP_STD)))
 MODELS.register("tiny-test", ArchCfg(
     name="tiny-test", embed_dim=32,

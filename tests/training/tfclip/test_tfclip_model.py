@@ -9,6 +9,7 @@ from training.tfclip.modules import vision_tokens
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import get_arch
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _model(num_classes=3, num_cameras=4, seed=0, **cfg):
     torch.manual_seed(seed)
@@ -121,7 +122,7 @@ def test_training_losses_are_the_released_terms_and_fall():
     assert out["id_loss"].item() == pytest.approx(0.25 * 3 * torch.log(torch.tensor(3.0)).item(), rel=0.05)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     first = out["loss"].item()
-    for _ in range(15):
+    for _ in range(10):
         out = model(batch)
         opt.zero_grad()
         out["loss"].backward()
@@ -136,3 +137,22 @@ def test_bad_configs_are_config_errors():
     with pytest.raises(ConfigError, match="num_cameras"):
         TFCLIP(get_arch("tiny-tfclip"), TfclipModelSection(sie=True), 3, 0)
     assert TFCLIP(get_arch("tiny-tfclip"), TfclipModelSection(sie=False), 3, 0).num_cameras == 0
+
+
+def test_init_clip_loads_the_vision_tower_and_resizes_the_grid(tmp_path):
+    from tvreid_sdk.modeling.clip import CLIPTowers
+    from tvreid_sdk.modeling.weights import save_safetensors
+    from training.tfclip.model import build_tfclip
+
+    torch.manual_seed(3)
+    square = get_arch("tiny-tfclip").replace(name="sq", family="dmca")
+    square = square.replace(vision=square.vision.replace(image_size=(32, 32)))  # a 2x2 grid, like OpenAI's square
+    clip = CLIPTowers(square)
+    state = {k[len("text."):] if k.startswith("text.") else k: v for k, v in clip.state_dict().items()}  # OpenAI names
+    save_safetensors(state, tmp_path / "clip.safetensors")
+    model = build_tfclip(get_arch("tiny-tfclip"), TfclipModelSection(init_clip=str(tmp_path / "clip.safetensors")),
+                         3, 2)
+    torch.testing.assert_close(model.visual.conv1.weight, clip.visual.conv1.weight)
+    torch.testing.assert_close(model.visual.proj, clip.visual.proj)
+    assert model.visual.positional_embedding.shape == (9, 64)  # resized 2x2 -> 4x2 (+ CLS)
+    torch.testing.assert_close(model.visual.positional_embedding[0], clip.visual.positional_embedding[0])

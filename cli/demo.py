@@ -1,6 +1,6 @@
 """Build the demo model and demo gallery that ship with the package (the embedded default).
 
-    python -m training.demo --out tvreid_sdk/assets [--work DIR]
+    python -m cli.demo --out tvreid_sdk/assets [--work DIR] [--run RUN_DIR]
 
 Every step is our own code with a committed recipe and seed: render a synthetic TV-MARS-format set,
 train ``synthetic_demo`` on its training identities, export the bundle, and index the held-out
@@ -36,10 +36,10 @@ def build_demo(out: Path, work: Path, *, recipe: str = "synthetic_demo", log=pri
     from tvreid_sdk import Encoder, Gallery
     from tvreid_sdk.indexing import make_thumbnail
 
-    from .config import load_recipe
-    from .data import DATASETS
-    from .engine import train
-    from .synth import generate
+    from training.config import load_recipe
+    from training.data import DATASETS
+    from training.engine import train
+    from training.synth import generate
 
     data_root, run_dir = work / "synth", work / "run"
     if not (data_root / "synth_meta.json").is_file():
@@ -76,7 +76,7 @@ def build_demo(out: Path, work: Path, *, recipe: str = "synthetic_demo", log=pri
     summary = {"metrics": metrics, "assets_bytes": _size(bundle_dir) + _size(gallery_dir), "gallery_items": len(test)}
     (out / "demo_provenance.json").write_text(json.dumps({
         "recipe": recipe, "seed": DEMO_SEED, "ids": DEMO_IDS, "test_fraction": DEMO_TEST_FRACTION,
-        "image_size": list(DEMO_IMAGE_SIZE), "command": "python -m training.demo --out tvreid_sdk/assets",
+        "image_size": list(DEMO_IMAGE_SIZE), "command": "python -m cli.demo --out tvreid_sdk/assets",
         **summary}, indent=2, sort_keys=True))
     return summary
 
