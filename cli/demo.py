@@ -31,7 +31,11 @@ def _size(path: Path) -> int:
 
 
 def build_demo(out: Path, work: Path, *, recipe: str = "synthetic_demo", log=print) -> dict:
-    """Render, train, export and index; writes ``out/demo_bundle`` and ``out/demo_gallery``."""
+    """Render, train, export and index; writes ``out/demo_bundle`` and ``out/demo_gallery``.
+
+    ``work/synth`` and ``work/run`` are reused when present: a finished run is exported as it is, an
+    interrupted one resumes exactly where it stopped.
+    """
     from export.build import export_bundle
     from tvreid_sdk import Encoder, Gallery
     from tvreid_sdk.indexing import make_thumbnail
@@ -51,7 +55,8 @@ def build_demo(out: Path, work: Path, *, recipe: str = "synthetic_demo", log=pri
     bundle_dir, gallery_dir = out / "demo_bundle", out / "demo_gallery"
     staging = Path(tempfile.mkdtemp(prefix=".demo.", dir=out))
     try:
-        bundle, _ = export_bundle(run_dir, staging / "demo_bundle", progress=log)
+        # CPU demo: plain graphs only (re-export with `tvreid export` for the CUDA provider's fused graphs)
+        bundle, _ = export_bundle(run_dir, staging / "demo_bundle", progress=log, fused=False)
         encoder = Encoder.from_bundle(bundle, backend="ort-cpu")
         data = DATASETS.get("tvmars")(str(data_root))
         test = sorted((*data.query, *data.gallery), key=lambda t: t.track_id)
@@ -106,8 +111,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tvreid_sdk" / "assets")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tvreid-demo-work")
     parser.add_argument("--recipe", default="synthetic_demo")
+    parser.add_argument("--data", type=Path, help="Reuse this rendering of the demo set (same seed and options).")
+    parser.add_argument("--run", type=Path, help="Reuse (or resume) this run directory of the demo recipe.")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    for name, given in (("synth", args.data), ("run", args.run)):
+        link = args.work / name
+        if given is not None and not link.exists():
+            link.symlink_to(given.resolve(), target_is_directory=True)
     print(json.dumps(build_demo(args.out, args.work, recipe=args.recipe), indent=2))
 
 

@@ -13,8 +13,10 @@ import click
 @click.option("--min-batch", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--opt-batch", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--fused/--no-fused", default=True, show_default=True,
+              help="Also write fused-attention graphs for ONNX Runtime's CUDA provider.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out.")
-def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, overwrite) -> None:
+def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, fused, overwrite) -> None:
     """Export CHECKPOINT (a .safetensors file or a run directory) to a deployable bundle.
 
     Without CHECKPOINT the built-in demo model is re-exported.
@@ -29,7 +31,8 @@ def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, ov
 
         checkpoint = str(demo_paths().bundle / "weights.safetensors")
     bundle, rows = export_bundle(checkpoint, out, onnx=onnx, trt=trt, fp16=fp16, min_batch=min_batch,
-                                 opt_batch=opt_batch, max_batch=max_batch, overwrite=overwrite, progress=click.echo)
+                                 opt_batch=opt_batch, max_batch=max_batch, overwrite=overwrite, fused=fused,
+                                 progress=click.echo)
     click.echo(_table([row._asdict() for row in rows]))
     click.echo(f"wrote {bundle.root}")
 

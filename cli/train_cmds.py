@@ -22,16 +22,16 @@ from tvreid_sdk.errors import ConfigError
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, resume) -> None:
     """Train a model from RECIPE (a YAML path or a bundled recipe name)."""
-    from training.config import load_recipe
-    from training.engine import train as run_training
-
     from training.tfclip.config import recipe_family
 
     sets = list(overrides) + ([f"model.init_clip={init_clip}"] if init_clip else []) \
         + (["model.allow_torchscript=true"] if allow_torchscript else [])
     if recipe_family(recipe) == "tfclip":  # model.family: tfclip -> its own recipe sections and loop
-        from training.tfclip.config import load_tfclip_recipe as load_recipe  # noqa: F811
-        from training.tfclip.engine import train as run_training  # noqa: F811
+        from training.tfclip.config import load_tfclip_recipe as load_recipe
+        from training.tfclip.engine import train as run_training
+    else:
+        from training.config import load_recipe
+        from training.engine import train as run_training
     cfg = load_recipe(recipe, sets)
     if Path(out_dir, "resume.json").exists() and not resume:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -46,11 +46,12 @@ def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, r
 def eval_cmd(run, data_root, as_json) -> None:
     """Evaluate a run directory or checkpoint: t2v protocol (R1/R5/R10/mAP/mINP), or the mars protocol
     (R1/R5/R10/R20/mAP) for a tfclip run."""
-    from training.evaluate import evaluate_checkpoint
     from training.tfclip.checkpoint import checkpoint_family
 
     if checkpoint_family(run) == "tfclip":
-        from training.tfclip.evaluate import evaluate_checkpoint  # noqa: F811
+        from training.tfclip.evaluate import evaluate_checkpoint
+    else:
+        from training.evaluate import evaluate_checkpoint
     metrics = evaluate_checkpoint(run, data_root)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))

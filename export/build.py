@@ -104,7 +104,7 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
                   overwrite: bool = False, progress: Callable[[str], None] = print, roles: tuple[str, ...] = ROLES,
                   trt_runtime: str | None = None, trt_target: str | None = None,
                   workspace_bytes: int = DEFAULT_WORKSPACE, timing_cache: str | os.PathLike | None = None,
-                  parity_seed: int = 0) -> tuple[Bundle, list[SummaryRow]]:
+                  parity_seed: int = 0, fused: bool = True) -> tuple[Bundle, list[SummaryRow]]:
     """Export a checkpoint to a bundle directory.
 
     Args:
@@ -123,6 +123,7 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         workspace_bytes: TensorRT builder workspace limit.
         timing_cache: TensorRT timing cache file (default: ``<out>.timing.cache`` beside the bundle), reused.
         parity_seed: seed of the parity probe.
+        fused: also write the cuda-fused (fused-attention) variant of each graph for ONNX Runtime's CUDA provider.
 
     Returns:
         ``(bundle, rows)``: the loaded, verified bundle and the summary table rows.
@@ -155,6 +156,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
     formats = selected_formats(onnx=onnx, trt=trt, fp16=fp16)
     if family is not None:
         formats = [f for f in formats if f.variant in family.VARIANTS]
+    if not fused:
+        formats = [f for f in formats if f.variant != "cuda-fused"]
     with BundleWriter(out, overwrite=overwrite) as writer, tempfile.TemporaryDirectory(prefix="tvreid-export-") as tmp:
         state = {k: v.detach().float().contiguous() for k, v in towers.state_dict().items()}
         save_safetensors(state, writer.path(WEIGHTS_NAME), checkpoint_metadata(arch, num_frames, sampler))

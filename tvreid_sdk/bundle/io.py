@@ -21,6 +21,20 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_modes(root: Path) -> None:
+    """Give ``root`` and everything under it the modes a normal ``open``/``mkdir`` would (temp files start private)."""
+    mask = _umask()
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file + fsync + rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +153,7 @@ class BundleWriter:
         """Write ``manifest.json`` (with the registered artifacts) and move the bundle into place."""
         manifest = manifest.replace(artifacts=tuple(self.artifacts))
         atomic_write_bytes(self.stage / MANIFEST_NAME, manifest.to_json().encode())
+        public_modes(self.stage)
         if self.out.exists():
             backup = self.out.with_name(f".{self.out.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
