@@ -23,6 +23,12 @@ def parse_time(text: str | None, option: str) -> float | None:
     return stamp.timestamp()
 
 
+def _span(row: dict) -> str:
+    if row["start"] == "-":
+        return "-"
+    return f"{row['start']} ({row['duration_s']:.1f} s)" if row.get("duration_s") is not None else row["start"]
+
+
 def format_time(ts: float | None) -> str:
     if ts is None:
         return "-"
@@ -78,7 +84,9 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
                               until=t_until)[0]
         hits = [h for h in hits if h.key != like_key][:k]  # never return the example itself
         rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "camera": h.camera,
-                 "start": format_time(h.start_time), "end": format_time(h.end_time), "person_id": h.person_id}
+                 "start": format_time(h.start_time), "end": format_time(h.end_time),
+                 "duration_s": None if h.start_time is None or h.end_time is None else round(h.end_time - h.start_time, 2),
+                 "person_id": h.person_id}
                 for i, h in enumerate(hits)]
         if html_path:
             from .contact_sheet import write_contact_sheet
@@ -96,7 +104,7 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
         return
     click.echo(f"{'rank':>4}  {'score':>6}  {'tracklet':<24} {'camera':<10} time span")
     for r in rows:
-        click.echo(f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {r['start']} → {r['end']}")
+        click.echo(f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {_span(r)}")
     if html_path:
         click.echo(f"contact sheet: {html_path}")
 

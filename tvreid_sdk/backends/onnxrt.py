@@ -1,4 +1,5 @@
-"""ONNX Runtime backend: CPU (default, always tested) and CUDA (IOBinding, fused-attention graphs)."""
+"""ONNX Runtime backend: CPU (default, always tested) and CUDA (IOBinding, fused-attention graphs, CUDA graphs
+replayed for small text batches)."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,6 +56,10 @@ class OrtBackend(Backend):
             + ["CPUExecutionProvider"]
         self.precision = precision or ("fp16" if self.cuda and any(self._has(r, "fp16") for r in ROLES) else "fp32")
         self.sessions = {}
+        self._ort_module, self._session_options = ort, opts
+        self._graph_bytes: dict[str, bytes] = {}
+        self._graph_runners: dict = {}
+        self.use_cuda_graphs = self.cuda
         for role in ROLES:
             art = self._pick(role)
             if art is not None:
@@ -69,6 +74,8 @@ class OrtBackend(Backend):
         path = self.bundle.path_of(art)
         data = self.bundle.read(art)
         require_self_contained(data, str(path))
+        if self.cuda:
+            self._graph_bytes[art.role] = data
         try:
             session = ort.InferenceSession(data, sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf...)
@@ -109,12 +116,40 @@ class OrtBackend(Backend):
             raise BundleError(f"{self.bundle.root}: the bundle has no {role} graph; re-export it with `tvreid export`")
         if not self.cuda:
             return session.run(None, feeds)[0]
+        runner = self._graph_runner(role, next(iter(feeds.values())).shape[0])
+        if runner is not None:
+            return runner.run(feeds)
         binding = session.io_binding()  # inputs copied once to the device, output fetched once
         for name, value in feeds.items():
             binding.bind_cpu_input(name, value)
         binding.bind_output(session.get_outputs()[0].name, "cuda", self.device_id)
         session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
+
+    #: batch sizes replayed from captured CUDA graphs (text queries); larger batches run normally
+    CUDA_GRAPH_BATCHES = (1, 8)
+
+    def _graph_runner(self, role: str, n: int):
+        """A captured-graph runner for small text batches on CUDA, or None (other roles, large batches,
+        or a graph ONNX Runtime cannot capture — then the plain IOBinding path is used)."""
+        if role != "text_encoder" or not self.use_cuda_graphs:
+            return None
+        size = next((b for b in self.CUDA_GRAPH_BATCHES if n <= b), None)
+        if size is None:
+            return None
+        if size not in self._graph_runners:
+            from .ort_cuda_graph import CudaGraphRunner
+
+            try:
+                self._graph_runners[size] = CudaGraphRunner(self._ort_module, self._graph_bytes[role],
+                                                            self._session_options, self.device_id, size)
+            except Exception as exc:  # capture needs every node on the GPU; fall back rather than fail
+                import warnings
+
+                warnings.warn(f"CUDA graph capture unavailable for {role} ({exc}); running without it")
+                self.use_cuda_graphs = False
+                return None
+        return self._graph_runners[size]
 
     def _input_names(self, role: str) -> list[str]:
         return [i.name for i in self.sessions[role].get_inputs()]
