@@ -8,10 +8,6 @@ MAL on both embeddings, the identity loss on the global ones, and IRRA's implici
 
 Release facts (lqfhello/CFFA ``CFFA_Project``): ``tau`` 0.015, ``margin`` 0.1, ``select_ratio`` 0.3, MLM weight 1.4,
 ID weight 1, batch 64, 60 epochs, Adam lr 1e-5 with the FLFR heads at a fixed lr of 1e-3.
-
-MAL focuses on the hardest negative (τ = 0.015), which needs CLIP-initialised towers: from random init it collapses
-(every similarity equal, loss stuck at ``m + c·log(#negatives)``). ``sdm`` (IRRA's similarity-distribution matching,
-not part of CFFA's release) may be added on both embeddings to train from scratch, as the synthetic CI recipe does.
 """
 from __future__ import annotations
 
@@ -31,11 +27,11 @@ from .config import OptimSection, TrainCfg
 from .data.records import Dataset
 from .dataset import TrackletEvalSet, tokenize_captions
 from .dmca import IRRBranch
-from .losses import id_loss, mal_coefficient, mal_loss, mlm_loss, sdm_loss
+from .losses import id_loss, mal_coefficient, mal_loss, mlm_loss
 from .metrics import evaluate_t2v
 from .optim import build_optimizer
 
-CFFA_LOSSES = ("mal", "mlm", "id", "sdm")  # the release trains with the first three
+CFFA_LOSSES = ("mal", "mlm", "id")
 TAU = 0.015
 MARGIN = 0.1
 MLM_WEIGHT = 1.4
@@ -51,18 +47,17 @@ class CFFA(nn.Module):
 
     Args:
         arch: a ``family="cffa"`` architecture.
-        losses: a subset of ``("mal", "mlm", "id", "sdm")``.
+        losses: a subset of ``("mal", "mlm", "id")``.
         num_classes: training identities (needed by ``id``).
         cmt_depth: layers of the IRR cross-modal transformer.
         tau/margin: MAL temperature and margin.
         mlm_weight: weight of the MLM loss.
         select_ratio: share of tokens FLFR keeps.
-        logit_scale: inverse temperature of ``sdm`` (50 as in IRRA).
     """
 
-    def __init__(self, arch: ArchCfg, losses: tuple[str, ...] = ("mal", "mlm", "id"), num_classes: int = 0,
+    def __init__(self, arch: ArchCfg, losses: tuple[str, ...] = CFFA_LOSSES, num_classes: int = 0,
                  cmt_depth: int = 4, tau: float = TAU, margin: float = MARGIN, mlm_weight: float = MLM_WEIGHT,
-                 select_ratio: float = FLFR_SELECT_RATIO, logit_scale: float = 50.0):
+                 select_ratio: float = FLFR_SELECT_RATIO):
         super().__init__()
         unknown = [name for name in losses if name not in CFFA_LOSSES]
         if unknown or not losses:
@@ -74,7 +69,6 @@ class CFFA(nn.Module):
         self.arch = arch
         self.losses = tuple(losses)
         self.tau, self.margin, self.mlm_weight, self.select_ratio = tau, margin, mlm_weight, select_ratio
-        self.logit_scale = logit_scale
         d = arch.embed_dim
         self.towers = CLIPTowers(arch)
         self.flfr_visual = LocalEmbeddingHead(d, arch.local_dim)
@@ -111,8 +105,8 @@ class CFFA(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss terms for one batch (the keys of :meth:`training.dmca.DMCA.forward`; MLM needs ``mlm_ids``/
-        ``mlm_labels``). Returns ``mal_loss`` (global + local), ``mlm_loss`` (weighted), ``id_loss``, ``sdm_loss``
-        (global + local) for the selected losses, ``mlm_acc`` and ``loss`` (the sum of the ``*_loss`` terms)."""
+        ``mlm_labels``). Returns ``mal_loss`` (global + local), ``mlm_loss`` (weighted), ``id_loss`` (for the selected
+        losses), ``mlm_acc`` and ``loss`` (the sum of the ``*_loss`` terms)."""
         img_g, img_l, img_tokens = self.image_parts(batch["frames"])
         txt_g, txt_l = self.text_parts(batch["ids"], batch["eot"])
         pids = batch["pids"]
@@ -120,9 +114,6 @@ class CFFA(nn.Module):
         if "mal" in self.losses:
             out["mal_loss"] = (mal_loss(img_g, txt_g, pids, self.tau, self.margin)
                                + mal_loss(img_l, txt_l, pids, self.tau, self.margin))
-        if "sdm" in self.losses:
-            out["sdm_loss"] = (sdm_loss(img_g, txt_g, pids, self.logit_scale)
-                               + sdm_loss(img_l, txt_l, pids, self.logit_scale))
         if "id" in self.losses:
             out["id_loss"] = id_loss(self.classifier, img_g, txt_g, pids)
         if self.irr is not None:
@@ -147,7 +138,7 @@ def build_cffa(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> CFFA:
         warnings.warn(f"MAL with batch {cfg.data.batch_size}: c = floor(1/B, 3) gives c/tau = {ratio:.2f}, far from "
                       "the release's 1.0 (batch 64); the loss then has a degenerate minimum (all cosines pushed to "
                       "one side). Use data.batch_size=64 as released.", stacklevel=2)
-    return CFFA(arch, losses, num_classes=num_classes, cmt_depth=cfg.model.cmt_depth, logit_scale=cfg.model.logit_scale)
+    return CFFA(arch, losses, num_classes=num_classes, cmt_depth=cfg.model.cmt_depth)
 
 
 def cffa_optimizer(model: nn.Module, cfg: OptimSection) -> torch.optim.Optimizer:

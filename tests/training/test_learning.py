@@ -12,10 +12,13 @@ from training.engine import train
 from training.synth import generate
 
 EPOCHS = 8
-R1_THRESHOLD = 30.0  # measured on this recipe; see the closing note of the training issue for the gap to 50%
+# Measured 42.7 after 8 epochs (the demo model, same data and 15 epochs, reaches 56.5); the issue's 50 needs the
+# longer schedule, which does not fit "a few CPU minutes".
+R1_THRESHOLD = 35.0
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # ~6-8 min on an idle 2-core CPU, far longer on a loaded one
 def test_tiny_recipe_learns_text_to_video_retrieval(tmp_path):
     data = tmp_path / "synth"
     summary = generate(data, ids=600, seed=1, image_size=(64, 32), frames_per_tracklet=(8, 12), test_fraction=0.17)
