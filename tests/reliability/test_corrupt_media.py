@@ -117,7 +117,12 @@ MEMORY_CHILD = textwrap.dedent("""
     bundle, frames = sys.argv[1], json.loads(sys.argv[2])
     enc = Encoder.from_bundle(bundle, backend="ort-cpu")
     enc.encode_tracklets([frames[:1]], on_bad_frame="skip")  # warm up before measuring
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def hwm_kb():  # this process's own peak RSS (ru_maxrss would carry the forking parent's peak across exec)
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = hwm_kb()
     out = {}
     for policy in ("fail", "skip"):
         try:
@@ -125,7 +130,7 @@ MEMORY_CHILD = textwrap.dedent("""
             out[policy] = ["embedded", list(emb.shape)]
         except CorruptInputError as exc:
             out[policy] = ["error", exc.frame_index, "safety cap" in str(exc)]
-    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_mb"] = hwm_kb() / 1024
     out["growth_mb"] = out["peak_mb"] - base / 1024
     print(json.dumps(out))
 """)
