@@ -16,6 +16,7 @@ from tvreid_sdk.errors import ConfigError, ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
 
 from ..checkpoint import save_model
+from ..evaluate import resolve_checkpoint
 from .config import FAMILY, TfclipDataSection, TfclipModelSection
 from .model import TFCLIP
 
@@ -32,22 +33,10 @@ def save_tfclip(model: TFCLIP, path: Path, data_cfg: TfclipDataSection, extra: d
                {META_TFCLIP: json.dumps(meta, sort_keys=True), **(extra or {})})
 
 
-def _resolve(path: str | Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        for name in ("best.safetensors", "last.safetensors"):
-            if (p / name).is_file():
-                return p / name
-        raise ModelFormatError(f"{p}: no best.safetensors or last.safetensors; is this a `tvreid train` run?")
-    if not p.is_file():
-        raise ModelFormatError(f"{p}: no such checkpoint; pass a .safetensors file or a run directory")
-    return p
-
-
 def checkpoint_family(path: str | Path) -> str:
     """The arch family recorded in a checkpoint's (or run directory's) metadata; ``""`` when unreadable."""
     try:
-        with safe_open(str(_resolve(path)), framework="pt") as fh:
+        with safe_open(str(resolve_checkpoint(path)), framework="pt") as fh:
             meta = fh.metadata() or {}
         return ArchCfg.from_dict(json.loads(meta["tvreid_arch"])).family
     except Exception:  # not ours / corrupt: let the regular loader report it
@@ -70,7 +59,7 @@ def load_tfclip_weights(model: TFCLIP, path: str | Path) -> None:
 
 def load_tfclip_checkpoint(path: str | Path) -> tuple[TFCLIP, dict]:
     """Rebuild a TF-CLIP model (eval mode, CPU) from a checkpoint or run directory; returns it and its metadata."""
-    ckpt = _resolve(path)
+    ckpt = resolve_checkpoint(path)
     try:
         with safe_open(str(ckpt), framework="pt") as fh:
             meta = fh.metadata() or {}
