@@ -24,11 +24,6 @@ def _tfclip_backend_error(backend: str) -> BackendUnavailableError:
                                    "'ort-cuda'")
 
 
-def _cffa_backend_error() -> BackendUnavailableError:
-    return BackendUnavailableError("the torch backend runs the global CLIP towers only, not a cffa bundle's joint "
-                                   "global+local vector; use backend='ort-cpu' (or ort-cuda/tensorrt)")
-
-
 class Encoder:
     """Encodes text queries and person tracklets with a bundle's model on one backend.
 
@@ -40,9 +35,6 @@ class Encoder:
     """
 
     def __init__(self, bundle: Bundle, backend):
-        if bundle.manifest.family == "cffa" and backend.name == "torch":
-            backend.close()
-            raise _cffa_backend_error()
         if bundle.manifest.family == "tfclip" and not backend.name.startswith("ort"):
             backend.close()
             raise _tfclip_backend_error(backend.name)
@@ -67,8 +59,6 @@ class Encoder:
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         if bundle.manifest.family == "tfclip" and backend not in ("auto", "ort-cpu", "ort-cuda"):
             raise _tfclip_backend_error(backend)
-        if bundle.manifest.family == "cffa" and backend == "torch":
-            raise _cffa_backend_error()
         return cls(bundle, create_backend(bundle, backend, device, precision))
 
     @property

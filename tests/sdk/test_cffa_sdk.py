@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tvreid_sdk import Encoder, Gallery
-from tvreid_sdk.errors import BackendUnavailableError, CorruptInputError
+from tvreid_sdk.errors import CorruptInputError
 from tvreid_sdk.gallery import TrackletRecord
 from tvreid_sdk.indexing import index_records
 from tvreid_sdk.modeling.arch import get_arch
@@ -104,15 +104,24 @@ def test_image_gallery_text_and_example_queries(enc, crops, cffa_towers, tmp_pat
     np.testing.assert_allclose([h.score for h in hits], np.sort(cffa_score)[::-1], atol=1e-4)
 
 
-def test_bad_images_and_the_torch_backend_are_refused(enc, cffa_bundle, tmp_path):
+def test_bad_images_are_refused_naming_the_file(enc, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not a jpeg")
     with pytest.raises(CorruptInputError) as info:
         enc.encode_images([str(broken)])
     assert str(broken) in str(info.value)
+
+
+def test_torch_backend_runs_the_joint_cffa_vector_like_onnx(enc, cffa_bundle, crops):
     pytest.importorskip("safetensors")
-    with pytest.raises(BackendUnavailableError, match="ort-cpu"):
-        Encoder.from_bundle(cffa_bundle, backend="torch")
+    _, arrays = crops
+    text = ["a man in a blue shirt", "a woman with a red bag and white shoes"]
+    with Encoder.from_bundle(cffa_bundle, backend="torch") as torch_enc:
+        assert torch_enc.embed_dim == enc.embed_dim == enc.manifest.embed_dim == 192
+        for a, b in ((torch_enc.encode_images(arrays), enc.encode_images(arrays)),
+                     (torch_enc.encode_text(text), enc.encode_text(text))):
+            assert a.shape == b.shape
+            assert (a * b).sum(1).min() >= 0.9999
 
 
 def test_encode_images_on_a_video_bundle_is_the_image_repeated(tiny_bundle, crops):

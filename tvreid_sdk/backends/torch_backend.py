@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..bundle import Bundle
-from ..errors import BackendUnavailableError, BundleError, ModelFormatError
+from ..errors import BackendUnavailableError, BundleError, ConfigError, ModelFormatError
 from .base import BACKENDS, Backend
 
 
@@ -25,7 +25,7 @@ class TorchBackend(Backend):
         except ImportError as exc:
             raise BackendUnavailableError("the torch backend needs PyTorch: `pip install \"tvreid[train]\"`") from exc
         super().__init__(bundle, device or "cpu")
-        from ..modeling.clip import CLIPTowers
+        from ..modeling.factory import build_inference_towers
         try:
             import safetensors  # noqa: F401
         except ImportError as exc:
@@ -41,7 +41,10 @@ class TorchBackend(Backend):
         if self.dtype == torch.float16 and not self.device.startswith("cuda"):
             raise BackendUnavailableError("fp16 in the torch backend needs a CUDA device; use precision='fp32'")
         bundle.read(art)  # hash check; the loader below re-validates header, shapes and finiteness
-        model = CLIPTowers(self.manifest.arch)
+        try:
+            model = build_inference_towers(self.manifest.arch)
+        except ConfigError as exc:
+            raise BackendUnavailableError(f"{bundle.root}: {exc}; use the onnxruntime backend") from None
         try:
             load_weights(model, bundle.path_of(art), strict=True)
         except ModelFormatError as exc:

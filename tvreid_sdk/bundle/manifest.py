@@ -82,7 +82,8 @@ class Manifest(JsonCfg):
 
     @property
     def embed_dim(self) -> int:
-        return self.arch.embed_dim
+        """Length of the one vector per item the encoders return and galleries store (``arch.output_dim``)."""
+        return self.arch.output_dim
 
     @property
     def preprocess(self) -> PreprocessCfg:

@@ -6,8 +6,27 @@ import os
 
 from ..errors import ConfigError
 from .arch import ArchCfg, TextCfg, VisionCfg, get_arch
-from .clip import CLIPTowers
+from ..registry import Registry
+from .clip import CFFATowers, CLIPTowers
 from .weights import load_weights
+
+#: family name → inference ``nn.Module`` class taking an :class:`ArchCfg` (what a bundle's weights load into).
+INFERENCE_TOWERS: Registry[type] = Registry("model family")
+INFERENCE_TOWERS.register("dmca", CLIPTowers)
+INFERENCE_TOWERS.register("cffa", CFFATowers)
+
+
+def build_inference_towers(arch: ArchCfg):
+    """The inference module of ``arch.family`` (random weights): :class:`CLIPTowers`, :class:`CFFATowers`...
+
+    Raises:
+        ConfigError: no inference module is registered for the family.
+    """
+    try:
+        cls = INFERENCE_TOWERS.get(arch.family)
+    except KeyError as exc:
+        raise ConfigError(f"{exc.args[0]}; this tvreid cannot run {arch.family!r} models in PyTorch") from None
+    return cls(arch)
 
 _ARCH_FIELDS = {f.name for f in dataclasses.fields(ArchCfg)}
 _VISION_FIELDS = {f.name for f in dataclasses.fields(VisionCfg)}
