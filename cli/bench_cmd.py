@@ -44,7 +44,7 @@ def make_bench_bundle(arch_name: str, out: Path, device: str, progress=click.ech
     import torch
 
     from export.build import export_bundle
-    from export.checkpoint import save_checkpoint
+    from tvreid_sdk.modeling.checkpoint import save_checkpoint
     from tvreid_sdk.errors import BackendUnavailableError
     from tvreid_sdk.modeling.arch import get_arch
     from tvreid_sdk.modeling.clip import CLIPTowers

@@ -5,7 +5,7 @@ every step passed):
 
 1. fail fast on bad options and on ``--trt`` without TensorRT or a GPU;
 2. write ``weights.safetensors`` (fp32 towers + checkpoint metadata); the bundle's ``model_id`` is the sha256 of
-   the tensors (:func:`export.checkpoint.weights_digest`), so re-exporting the same weights gives the same id;
+   the tensors (:func:`tvreid_sdk.modeling.checkpoint.weights_digest`), so re-exporting the same weights gives the same id;
 3. export the ONNX graphs (:data:`export.formats.EXPORT_FORMATS`: fp32 and, with ``fp16``, fp16; default and
    cuda-fused variants) and check that every cuda-fused graph has one fused attention node per block;
 4. run :func:`export.parity.run_parity` on every graph and refuse to write the bundle if any gate fails;
@@ -28,9 +28,9 @@ import onnx
 from tvreid_sdk.bundle import Bundle, BundleWriter, Manifest
 from tvreid_sdk.config import TokenizerCfg
 from tvreid_sdk.errors import ConfigError, ModelFormatError
+from tvreid_sdk.modeling.checkpoint import LoadedCheckpoint, checkpoint_metadata, load_checkpoint, weights_digest
 from tvreid_sdk.modeling.weights import save_safetensors
 
-from .checkpoint import LoadedCheckpoint, checkpoint_metadata, load_checkpoint, weights_digest
 from .formats import ExportFormat, selected_formats
 from .fp16 import convert_to_fp16
 from .onnx_export import OPSET, ROLES, export_graph, graph_spec, set_metadata
@@ -109,7 +109,7 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
 
     Args:
         checkpoint: a ``.safetensors`` training checkpoint, a RUN_DIR, a bundle directory, or a
-            :class:`~export.checkpoint.LoadedCheckpoint` (e.g. the built-in demo model).
+            :class:`~tvreid_sdk.modeling.checkpoint.LoadedCheckpoint` (e.g. the built-in demo model).
         out: the bundle directory to create.
         onnx: ship the ONNX graphs (fp32 default + cuda-fused, and fp16 with ``fp16``).
         trt: build TensorRT engines (needs TensorRT and a GPU).
@@ -142,8 +142,15 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         from .tfclip_graphs import export_tfclip_bundle, is_tfclip_checkpoint
 
         if is_tfclip_checkpoint(checkpoint):  # TF-CLIP: video encoder only, no text tower (export/tfclip_graphs.py)
-            bundle = export_tfclip_bundle(checkpoint, out, trt=trt, fp16=fp16, overwrite=overwrite,
-                                          progress=progress, parity_seed=parity_seed)
+            from .tfclip_trt import EngineOptions
+
+            engine = None
+            if trt:  # the engine gets a profile per input: frames and the camera input share the batch range
+                cache = Path(timing_cache) if timing_cache else Path(out).with_name(Path(out).name + ".timing.cache")
+                engine = EngineOptions(_trt_api(trt_runtime, trt_target), min_batch, opt_batch, max_batch,
+                                       workspace_bytes, cache, trt_target)
+            bundle = export_tfclip_bundle(checkpoint, out, fp16=fp16, overwrite=overwrite, progress=progress,
+                                          parity_seed=parity_seed, engine=engine)
             return bundle, summary_rows(bundle)
     api = _trt_api(trt_runtime, trt_target) if trt else None
     out = Path(out)

@@ -12,7 +12,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
     import torch
 
     from export.build import export_bundle
-    from export.checkpoint import save_checkpoint
+    from tvreid_sdk.modeling.checkpoint import save_checkpoint
     from tvreid_sdk.modeling.arch import get_arch
     from tvreid_sdk.modeling.clip import CLIPTowers
 

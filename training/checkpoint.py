@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from tvreid_sdk.config import SamplerCfg
 from tvreid_sdk.errors import ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.checkpoint import checkpoint_metadata
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -42,8 +43,7 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_model(model: torch.nn.Module, path: Path, arch: ArchCfg, num_frames: int, sampler: SamplerCfg,
                extra: dict[str, str] | None = None) -> None:
-    meta = {"tvreid_arch": arch.to_json(), "tvreid_num_frames": str(num_frames), "tvreid_sampler": sampler.to_json(),
-            "format": "tvreid-checkpoint-1"}
+    meta = checkpoint_metadata(arch, num_frames, sampler)
     meta.update(extra or {})
     _atomic_save(model_state(model), path, meta)
 

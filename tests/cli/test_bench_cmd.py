@@ -12,26 +12,9 @@ from tvreid_sdk.bench import validate_report
 from tvreid_sdk.errors import ConfigError
 
 
-def tiny_bundle(tmp_path_factory) -> Path:
-    """The tiny-test model with random weights, exported once per session (same recipe as the other CLI tests)."""
-    out = tmp_path_factory.getbasetemp() / "tvreid-tiny-bundle"
-    if not (out / "manifest.json").is_file():
-        import torch
-
-        from export.build import export_bundle
-        from export.checkpoint import save_checkpoint
-        from tvreid_sdk.modeling.arch import get_arch
-        from tvreid_sdk.modeling.clip import CLIPTowers
-
-        torch.manual_seed(0)
-        ckpt = save_checkpoint(CLIPTowers(get_arch("tiny-test")).eval(), out.with_suffix(".safetensors"), num_frames=4)
-        export_bundle(ckpt, out, roles=("text_encoder", "video_encoder"), progress=lambda _: None)
-    return out
-
-
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return tiny_bundle(tmp_path_factory)
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture

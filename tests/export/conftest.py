@@ -11,7 +11,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # lets the test modules import export_test_utils
     sys.path.insert(0, _HERE)
 
-from export.checkpoint import LoadedCheckpoint, save_checkpoint  # noqa: E402
+from tvreid_sdk.modeling.checkpoint import LoadedCheckpoint, save_checkpoint  # noqa: E402
 from export.fp16 import convert_to_fp16  # noqa: E402
 from export.onnx_export import ROLES, export_graph  # noqa: E402
 from export_test_utils import NUM_FRAMES, make_towers, random_feeds  # noqa: E402

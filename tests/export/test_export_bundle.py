@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import export.build as build
 from export.build import export_bundle
-from export.checkpoint import load_checkpoint, weights_digest
+from tvreid_sdk.modeling.checkpoint import load_checkpoint, weights_digest
 from tvreid_sdk.bundle import load_bundle
 from tvreid_sdk.errors import BackendUnavailableError, BundleError, ConfigError, ModelFormatError
 

@@ -1,7 +1,7 @@
 """Shared fixtures of the reliability suite: an encoder on the real tiny bundle, tamper helpers, frames, CLI runner.
 
 The bundle is ``tiny_bundle`` from ``tests/conftest.py`` (one per session, shared with the rest of the suite): the
-``tiny-test`` architecture with random weights (seed 0, T=4), saved with :func:`export.checkpoint.save_checkpoint`
+``tiny-test`` architecture with random weights (seed 0, T=4), saved with :func:`tvreid_sdk.modeling.checkpoint.save_checkpoint`
 and exported by :func:`export.build.export_bundle` exactly as ``tvreid export`` does (ONNX graphs of all three
 encoders, parity-gated, ``weights.safetensors``, ``manifest.json``). Tests never modify it in place: they take a
 copy with ``bundle_copy``.

@@ -13,7 +13,7 @@ a matcher of that kind is built.
 from __future__ import annotations
 
 import abc
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -75,6 +75,26 @@ def check_mask(mask: Optional[np.ndarray], n_rows: int) -> Optional[np.ndarray]:
         raise GalleryError(f"mask must be a bool array of shape [{n_rows}] (one flag per gallery row), "
                            f"got {m.dtype} {list(m.shape)}")
     return m
+
+
+def masked_chunks(mask: Optional[np.ndarray], n_rows: int,
+                  chunk_rows: int) -> Iterator[tuple[int, Optional[np.ndarray]]]:
+    """``(start, cols)`` for each chunk of ``chunk_rows`` gallery rows: ``cols`` is None when the whole chunk is
+    searched, else the allowed row positions inside the chunk; chunks with no allowed row are skipped."""
+    for start in range(0, n_rows, chunk_rows):
+        cols = None
+        if mask is not None:
+            chunk_mask = mask[start:start + chunk_rows]
+            if not chunk_mask.all():
+                cols = np.flatnonzero(chunk_mask)
+                if cols.size == 0:
+                    continue
+        yield start, cols
+
+
+def chunk_to_gallery(pos: np.ndarray, cols: Optional[np.ndarray], start: int) -> np.ndarray:
+    """Positions in a (possibly masked) chunk → gallery row indices."""
+    return (cols[pos] if cols is not None else pos) + start
 
 
 def empty_topk(n_queries: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,16 +166,10 @@ def topk_cosine(queries: np.ndarray, gallery: np.ndarray, k: int, mask: Optional
     for q0 in range(0, max(q.shape[0], 1), QUERY_BLOCK_ROWS):
         qb = q[q0:q0 + QUERY_BLOCK_ROWS]  # [Qb,D]
         best_s, best_i = empty_topk(qb.shape[0])
-        for start in range(0, n_rows, chunk_rows):
+        for start, cols in masked_chunks(mask, n_rows, chunk_rows):
             block = gallery[start:start + chunk_rows]  # [C,D] view
-            cols = None
-            if mask is not None:
-                chunk_mask = mask[start:start + chunk_rows]
-                if not chunk_mask.all():
-                    cols = np.flatnonzero(chunk_mask)
-                    if cols.size == 0:
-                        continue
-                    block = block[cols]  # [C',D] copy of at most one chunk
+            if cols is not None:
+                block = block[cols]  # [C',D] copy of at most one chunk
             if block.dtype != np.float32:
                 block = block.astype(np.float32)  # fp16 -> fp32 upcast, one chunk at a time
             scores = qb @ block.T  # [Qb,C]
@@ -163,8 +177,7 @@ def topk_cosine(queries: np.ndarray, gallery: np.ndarray, k: int, mask: Optional
                 raise GalleryError(f"gallery rows {start}..{min(start + chunk_rows, n_rows) - 1} contain NaN or "
                                    "Inf; the matrix must hold finite unit-norm rows (rebuild it from the store)")
             s, c = block_topk(scores, k)
-            gidx = (cols[c] if cols is not None else c) + start
-            best_s, best_i = merge_topk(best_s, best_i, s, gidx, k)
+            best_s, best_i = merge_topk(best_s, best_i, s, chunk_to_gallery(c, cols, start), k)
         out_scores.append(best_s)
         out_idx.append(best_i)
     return np.concatenate(out_scores, 0)[: q.shape[0]], np.concatenate(out_idx, 0)[: q.shape[0]]

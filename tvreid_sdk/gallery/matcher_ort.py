@@ -12,8 +12,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import BackendUnavailableError, GalleryError
-from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, empty_topk, merge_topk,
-                      normalize_queries)
+from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, chunk_to_gallery, empty_topk,
+                      masked_chunks, merge_topk, normalize_queries)
 
 OPSET = 17
 IR_VERSION = 8  # old enough for every onnxruntime >= 1.14
@@ -124,21 +124,14 @@ class OrtMatcher(Matcher):
         best_s, best_i = empty_topk(q.shape[0])
         if q.shape[0] == 0:
             return best_s, best_i
-        for n, start in enumerate(range(0, self.n_rows, self.chunk_rows)):
-            chunk = self._chunks[n]
+        for start, cols in masked_chunks(mask, self.n_rows, self.chunk_rows):
+            chunk = self._chunks[start // self.chunk_rows]
             n_cols = min(self.chunk_rows, self.n_rows - start)
-            cols = None
-            if mask is not None:
-                chunk_mask = mask[start:start + self.chunk_rows]
-                if not chunk_mask.all():
-                    cols = np.flatnonzero(chunk_mask)
-                    if cols.size == 0:
-                        continue
-                    chunk = np.ascontiguousarray(self.gallery[start + cols])  # [C',D] host gather of one chunk
-                    n_cols = cols.size
+            if cols is not None:
+                chunk = np.ascontiguousarray(self.gallery[start + cols])  # [C',D] host gather of one chunk
+                n_cols = cols.size
             vals, pos = self._run(q, chunk, min(k, n_cols))
-            gidx = (cols[pos] if cols is not None else pos) + start
-            best_s, best_i = merge_topk(best_s, best_i, vals, gidx, k)
+            best_s, best_i = merge_topk(best_s, best_i, vals, chunk_to_gallery(pos, cols, start), k)
         return best_s, best_i
 
     def close(self) -> None:

@@ -10,8 +10,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import BackendUnavailableError, GalleryError
-from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, empty_topk, merge_topk,
-                      normalize_queries)
+from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, chunk_to_gallery, empty_topk,
+                      masked_chunks, merge_topk, normalize_queries)
 
 
 def _import_torch():
@@ -64,20 +64,13 @@ class TorchMatcher(Matcher):
         best_s, best_i = empty_topk(q.shape[0])
         qt = torch.from_numpy(q).to(self.device)  # [Q,D] float32
         with torch.inference_mode():
-            for start in range(0, self.n_rows, self.chunk_rows):
+            for start, cols in masked_chunks(mask, self.n_rows, self.chunk_rows):
                 block = self._resident[start:start + self.chunk_rows]  # [C,D]
-                cols = None
-                if mask is not None:
-                    chunk_mask = mask[start:start + self.chunk_rows]
-                    if not chunk_mask.all():
-                        cols = np.flatnonzero(chunk_mask)
-                        if cols.size == 0:
-                            continue
-                        block = block.index_select(0, torch.from_numpy(cols).to(self.device))  # [C',D]
+                if cols is not None:
+                    block = block.index_select(0, torch.from_numpy(cols).to(self.device))  # [C',D]
                 scores = qt @ block.float().T  # [Q,C] float32
                 vals, pos = torch.topk(scores, min(k, scores.shape[1]), dim=1, largest=True, sorted=False)
-                pos_np = pos.cpu().numpy().astype(np.int64)
-                gidx = (cols[pos_np] if cols is not None else pos_np) + start
+                gidx = chunk_to_gallery(pos.cpu().numpy().astype(np.int64), cols, start)
                 best_s, best_i = merge_topk(best_s, best_i, vals.cpu().numpy(), gidx, k)
         return best_s, best_i
 

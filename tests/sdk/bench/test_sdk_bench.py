@@ -10,11 +10,11 @@ FAST = TimingCfg(reps=3, warmup=1, budget_s=1.0)
 
 
 @pytest.fixture(scope="module")
-def result(tiny_bundle):
+def result(bench_bundle):
     cfg = SdkBenchCfg(backends=("ort-cpu", "torch"), text_batches=(1, 3), video_batches=(2,), tokenizer_batches=(1, 8),
                       gallery_sizes=(400, 900), queries=(1, 2), k=5, matchers=("numpy", "torch"),
                       copy_bytes=2**20, device="cpu", timing=FAST)
-    return run_sdk_bench(tiny_bundle, cfg)
+    return run_sdk_bench(bench_bundle, cfg)
 
 
 def _rows(result, task):
@@ -50,18 +50,18 @@ def test_ratios_to_the_pytorch_eager_baseline_are_in_the_report(result):
 
 
 @pytest.mark.skipif(cuda_available(), reason="CPU-only expectations")
-def test_gpu_only_variants_are_skipped_with_reasons_on_cpu(tiny_bundle, result):
+def test_gpu_only_variants_are_skipped_with_reasons_on_cpu(bench_bundle, result):
     assert any(s["backend"] == "torch" and s["precision"] == "fp16" and "CUDA" in s["reason"] for s in result.skipped)
-    assert available_backends(tiny_bundle, "cpu") == ["ort-cpu", "torch"]
-    variants, skipped = backend_variants(tiny_bundle, ["ort-cuda", "tensorrt"], "cpu")
+    assert available_backends(bench_bundle, "cpu") == ["ort-cpu", "torch"]
+    variants, skipped = backend_variants(bench_bundle, ["ort-cuda", "tensorrt"], "cpu")
     assert variants == []
     assert [s["backend"] for s in skipped] == ["ort-cuda", "tensorrt"]
     assert "--trt" in skipped[1]["reason"]
 
 
-def test_unknown_backend_and_bad_config_are_rejected(tiny_bundle):
+def test_unknown_backend_and_bad_config_are_rejected(bench_bundle):
     with pytest.raises(KeyError, match="unknown backend 'onnx-gpu'"):
-        backend_variants(tiny_bundle, ["onnx-gpu"], "cpu")
+        backend_variants(bench_bundle, ["onnx-gpu"], "cpu")
     with pytest.raises(ConfigError, match="k=50"):
         SdkBenchCfg(gallery_sizes=(10, 100), k=50)
     with pytest.raises(ConfigError, match="unknown bench task"):

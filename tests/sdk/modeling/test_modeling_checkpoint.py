@@ -7,11 +7,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from export.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from tvreid_sdk.config import SamplerCfg
 from tvreid_sdk.errors import ModelFormatError
+from tvreid_sdk.modeling.arch import get_arch
+from tvreid_sdk.modeling.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from tvreid_sdk.modeling.clip import CLIPTowers
 
-from export_test_utils import make_towers
+
+def make_towers(name: str = "tiny-test", seed: int = 0) -> CLIPTowers:
+    torch.manual_seed(seed)
+    return CLIPTowers(get_arch(name)).eval()
 
 
 def _same_weights(a, b) -> bool:
@@ -84,5 +89,5 @@ def test_unusable_paths(tmp_path):
     with pytest.raises(ModelFormatError, match="best.safetensors or last.safetensors"):
         load_checkpoint(tmp_path)
     (tmp_path / "model.pt").write_bytes(b"\x80\x04N.")
-    with pytest.raises(ModelFormatError, match=".safetensors training checkpoints only"):
+    with pytest.raises(ModelFormatError, match="reads .safetensors checkpoints only"):
         load_checkpoint(tmp_path / "model.pt")
