@@ -46,7 +46,7 @@ def _records_from_source(source: str, camera: str | None):
     """TV-MARS root, MARS root, CUHK-PEDES / ICFG-PEDES / RSTPReid root (test images, one item each), or a folder
     of tracklet folders → gallery records."""
     from tvreid_sdk.gallery import TrackletRecord
-    from tvreid_sdk.indexing import discover_tracklet_folders
+    from tvreid_sdk.indexing import camera_label, discover_tracklet_folders
 
     root = Path(source)
     pedes = _pedes_kind(root)
@@ -58,7 +58,7 @@ def _records_from_source(source: str, camera: str | None):
 
     data = DATASETS.get(kind)(str(root), on_missing="fail")
     split = list(data.query) + list(data.gallery) or list(data.train)
-    records = [TrackletRecord(key=t.track_id, camera=camera or ("unknown" if kind == pedes else f"C{t.camid + 1}"),
+    records = [TrackletRecord(key=t.track_id, camera=camera or ("unknown" if kind == pedes else camera_label(t.camid)),
                               source=str(root), frame_paths=tuple(t.frames), person_id=t.raw_pid or str(t.pid),
                               caption=t.captions[0] if t.captions else None) for t in split]
     return kind, records
@@ -79,6 +79,8 @@ def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad
 
     SOURCE is a TV-MARS or MARS root (test tracklets), a CUHK-PEDES / ICFG-PEDES / RSTPReid root (test images, one
     gallery item each, camera "unknown"), or a folder of tracklet folders (ROOT/<tracklet>/<frame>.jpg).
+    With a tfclip bundle trained with a camera embedding, cameras the training set had (C1, C2...) are fed to the
+    model; other camera names are encoded as unknown.
     """
     from tvreid_sdk import Encoder, Gallery, demo_paths
     from tvreid_sdk.indexing import index_records

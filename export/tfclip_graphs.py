@@ -9,16 +9,21 @@ encoder**: the model searches by example. Graph I/O:
   ``0..C-1`` (use -1) means "camera unknown" and adds no camera embedding;
 * ``embeddings`` float32 ``[B, 2W+D]`` = L2-normalised ``cat[CLS-768, proj-512, TMD-768]``.
 
-The graph module re-spells the forward pass with constant-shape reshapes and MatMul/Softmax attention (the helpers of
-:mod:`export.onnx_graphs`); :class:`TfclipVideoModel` is the eager reference built from the same checkpoint tensors
-with :mod:`tvreid_sdk.modeling.clip` modules (the parameter names of ``training.tfclip``). The tests compare both
-with the training model.
+The model is :class:`tvreid_sdk.modeling.tfclip.TFCLIPTowers`, the one definition training and the SDK's torch backend
+use; its ``encode_video`` is the eager parity reference. The graph wrapper :class:`TfclipVideoGraph` re-spells that
+forward pass on the towers' own parameters with constant-shape reshapes and MatMul/Softmax attention (the helpers of
+:mod:`export.onnx_graphs`), which keeps the traced graph free of run-time shape computation. The tests compare the
+graph with the training model.
+
+With ``trt`` the video encoder is also built as a TensorRT engine (:mod:`export.trt`), with an optimisation profile
+for the camera input's batch axis as for ``frames``.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import importlib.metadata
+import json
 import os
 import types
 from pathlib import Path
@@ -34,9 +39,10 @@ from torch import nn
 
 from tvreid_sdk.bundle import Bundle, BundleWriter, Manifest
 from tvreid_sdk.config import SamplerCfg, TokenizerCfg
-from tvreid_sdk.errors import ConfigError, ModelFormatError
+from tvreid_sdk.errors import ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
-from tvreid_sdk.modeling.clip import LayerNormFp32, ResidualAttentionBlock, SelfAttention, VisionTower
+from tvreid_sdk.modeling.clip import ResidualAttentionBlock
+from tvreid_sdk.modeling.tfclip import FAMILY, WEIGHT_PREFIXES, TFCLIPTowers
 from tvreid_sdk.modeling.weights import load_state_dict, save_safetensors
 
 from .checkpoint import _parse_meta, checkpoint_metadata, read_metadata, resolve_checkpoint, weights_digest
@@ -45,71 +51,10 @@ from .onnx_export import OPSET, GraphSpec, _set_io_shapes, _torch_export, fold_c
     shape_subgraph_nodes
 from .onnx_graphs import L2Normalize, _attend, _layer_norm, _PixelNormalize, _TransformerRunner
 from .parity import BATCH_ABS_TOL, COS_MIN, check_graph, cosine_rows, make_probe, require_passed
+from .tfclip_trt import EngineOptions, build_video_engine
 
-FAMILY = "tfclip"
 ROLE = "video_encoder"
-WEIGHT_PREFIXES = ("visual.", "sie", "tmd.")
 META_TFCLIP = "tvreid_tfclip"
-
-
-class _TMDBlock(nn.Module):
-    """Parameters (and eager forward) of one TMD block, named as in ``training.tfclip.modules.TMDBlock``."""
-
-    def __init__(self, width: int, heads: int, quick_gelu: bool):
-        super().__init__()
-        self.message_fc = nn.Linear(width, width)
-        self.message_ln = LayerNormFp32(width)
-        self.message_attn = SelfAttention(width, heads)
-        self.block = ResidualAttentionBlock(width, heads, 4.0, quick_gelu)
-
-
-class _TMD(nn.Module):
-    def __init__(self, width: int, heads: int, layers: int, quick_gelu: bool):
-        super().__init__()
-        self.blocks = nn.ModuleList([_TMDBlock(width, heads, quick_gelu) for _ in range(layers)])
-
-
-class TfclipVideoModel(nn.Module):
-    """The inference part of TF-CLIP, eager PyTorch: the parity reference of the exported graph.
-
-    Args:
-        arch: the ``tfclip`` architecture.
-        num_cameras: rows of the SIE table (0 = trained without camera embedding).
-        tmd_layers: TMD blocks.
-    """
-
-    def __init__(self, arch: ArchCfg, num_cameras: int, tmd_layers: int = 1):
-        super().__init__()
-        self.arch = arch
-        width = arch.vision.width
-        self.visual = VisionTower(arch.vision, arch.embed_dim, arch.quick_gelu)
-        self.sie = nn.Parameter(torch.zeros(num_cameras, width)) if num_cameras else None
-        self.tmd = _TMD(width, arch.vision.heads, tmd_layers, arch.quick_gelu)
-
-    @property
-    def num_cameras(self) -> int:
-        return 0 if self.sie is None else int(self.sie.shape[0])
-
-    @torch.no_grad()
-    def forward(self, frames: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised ``[B,T,3,H,W]`` (+ int ``camera [B]``, -1 = unknown) → ``[B, 2W+D]`` L2-normalised."""
-        b, t = frames.shape[:2]
-        vis, width = self.visual, self.arch.vision.width
-        x = vis.conv1(frames.flatten(0, 1)).flatten(2).transpose(1, 2)  # [B*T,gh*gw,W]
-        cls = vis.class_embedding.expand(b, width)  # [B,W]
-        if self.sie is not None and camera is not None:
-            known = (camera >= 0) & (camera < self.num_cameras)  # [B]
-            cls = cls + self.sie[camera.long().clamp(0, self.num_cameras - 1)] * known.unsqueeze(1).float()
-        x = torch.cat([cls.repeat_interleave(t, dim=0).unsqueeze(1), x], dim=1) + vis.positional_embedding
-        tokens = vis.ln_post(vis.transformer(vis.ln_pre(x)))  # [B*T,L,W]
-        y = tokens
-        for blk in self.tmd.blocks:
-            msg = blk.message_fc(y.mean(1)).view(b, t, width)  # [B,T,W]
-            msg = msg + blk.message_attn(blk.message_ln(msg))
-            y = blk.block(torch.cat([y, msg.reshape(b * t, 1, width)], dim=1))  # [B*T,L+1,W]
-        tmd = y.mean(1).view(b, t, width).mean(1)  # [B,W]
-        cls_mean = tokens[:, 0].view(b, t, width).mean(1)  # [B,W]
-        return F.normalize(torch.cat([cls_mean, cls_mean @ vis.proj, tmd], dim=1), dim=-1)
 
 
 def _run_block(block: ResidualAttentionBlock, x: torch.Tensor, length: int, width: int, heads: int) -> torch.Tensor:
@@ -121,9 +66,13 @@ def _run_block(block: ResidualAttentionBlock, x: torch.Tensor, length: int, widt
 
 
 class TfclipVideoGraph(nn.Module):
-    """Export wrapper: ``frames uint8 [B,T,H,W,3]`` (+ ``camera int32 [B]``) → ``[B, 2W+D]`` L2-normalised."""
+    """Export wrapper: ``frames uint8 [B,T,H,W,3]`` (+ ``camera int32 [B]``) → ``[B, 2W+D]`` L2-normalised.
 
-    def __init__(self, model: TfclipVideoModel, num_frames: int):
+    :meth:`TFCLIPTowers.encode_video` spelled for tracing, on ``model``'s own parameters (nothing is re-defined):
+    constant-shape reshapes, the SIE row picked by a one-hot matmul, MatMul/Softmax attention.
+    """
+
+    def __init__(self, model: TFCLIPTowers, num_frames: int):
         super().__init__()
         vis, cfg = model.visual, model.arch.vision
         self.model, self.num_frames = model, num_frames
@@ -163,7 +112,7 @@ class TfclipVideoGraph(nn.Module):
 class TfclipCheckpoint:
     """A TF-CLIP checkpoint ready for export."""
 
-    model: TfclipVideoModel
+    model: TFCLIPTowers
     arch: ArchCfg
     num_frames: int
     sampler: SamplerCfg
@@ -173,6 +122,32 @@ class TfclipCheckpoint:
     @property
     def embedding_dim(self) -> int:
         return self.arch.output_dim  # 2W + D
+
+    @property
+    def camera_index(self) -> dict[str, int]:
+        """``{camera label: SIE row}`` the training run recorded (``{}`` for older checkpoints or without SIE)."""
+        return _camera_index(self.path, self.metadata, self.model.num_cameras)
+
+
+def _camera_index(path: Path, meta: dict[str, str], num_cameras: int) -> dict[str, int]:
+    """The training camera index from the ``tvreid_tfclip`` metadata, checked against the SIE table.
+
+    Raises:
+        ModelFormatError: malformed metadata or rows outside ``0..num_cameras-1``.
+    """
+    if not num_cameras or META_TFCLIP not in meta:
+        return {}
+    try:
+        raw = json.loads(meta[META_TFCLIP]).get("camera_index") or {}
+        index = {str(k): int(v) for k, v in raw.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ModelFormatError(f"{path}: malformed {META_TFCLIP} metadata ({exc}); re-save the checkpoint from the "
+                               "training run") from None
+    bad = {k: v for k, v in index.items() if not 0 <= v < num_cameras}
+    if bad:
+        raise ModelFormatError(f"{path}: camera_index rows {bad} are outside the {num_cameras} SIE rows; re-save the "
+                               "checkpoint from the training run")
+    return index
 
 
 def is_tfclip_checkpoint(path: str | os.PathLike) -> bool:
@@ -199,7 +174,7 @@ def load_tfclip_checkpoint(path: str | os.PathLike) -> TfclipCheckpoint:
     wanted = {k: v for k, v in state.items() if k.startswith(WEIGHT_PREFIXES)}
     sie = wanted.get("sie")
     layers = len({k.split(".")[2] for k in wanted if k.startswith("tmd.blocks.")})
-    model = TfclipVideoModel(arch, 0 if sie is None else int(sie.shape[0]), max(1, layers))
+    model = TFCLIPTowers(arch, 0 if sie is None else int(sie.shape[0]), max(1, layers))
     target = model.state_dict()
     wrong = [k for k in set(target) & set(wanted) if target[k].shape != wanted[k].shape]
     if set(target) != set(wanted) or wrong:
@@ -230,11 +205,11 @@ def probe_inputs(ckpt: TfclipCheckpoint, num_videos: int = 8, seed: int = 0) -> 
 
 @torch.no_grad()
 def reference_embeddings(ckpt: TfclipCheckpoint, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """Eager fp32 :class:`TfclipVideoModel` output for graph feeds."""
+    """Eager fp32 :meth:`TFCLIPTowers.encode_video` output for graph feeds."""
     pre = ckpt.arch.preprocess
     x = (torch.from_numpy(feeds["frames"]).float() / 255.0 - torch.tensor(pre.mean)) / torch.tensor(pre.std)
     camera = torch.from_numpy(feeds["camera"]) if "camera" in feeds else None
-    return ckpt.model(x.movedim(-1, -3).contiguous(), camera).numpy()
+    return ckpt.model.encode_video(x.movedim(-1, -3).contiguous(), camera).numpy()
 
 
 def export_video_graph(ckpt: TfclipCheckpoint, path: str | os.PathLike,
@@ -298,30 +273,38 @@ def run_tfclip_parity(ckpt: TfclipCheckpoint, graphs: dict[str, tuple[str, Path]
     return report
 
 
-def _versions() -> dict[str, str]:
+def _versions(engine: EngineOptions | None = None) -> dict[str, str]:
     out = {}
     for pkg in ("tvreid", "torch", "onnx", "onnxruntime", "safetensors"):
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "not installed"
+    if engine is not None:
+        out[engine.api.runtime] = engine.api.version
     return out
 
 
-def export_tfclip_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, *, trt: bool = False,
-                         fp16: bool = False, overwrite: bool = False, progress: Callable[[str], None] = print,
-                         parity_seed: int = 0) -> Bundle:
+def export_tfclip_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, *, fp16: bool = False,
+                         overwrite: bool = False, progress: Callable[[str], None] = print, parity_seed: int = 0,
+                         engine: EngineOptions | None = None) -> Bundle:
     """Export a TF-CLIP checkpoint (file, RUN_DIR or bundle) to a bundle with the video encoder only.
 
+    Args:
+        checkpoint: a TF-CLIP ``.safetensors`` checkpoint, RUN_DIR or bundle.
+        out: the bundle directory to create.
+        fp16: also write ``video_encoder.fp16.onnx`` (and build the engine in fp16).
+        overwrite: replace an existing bundle at ``out``.
+        progress: status lines.
+        parity_seed: seed of the parity probe.
+        engine: also build the TensorRT engine ``video_encoder[.fp16].plan`` with these options.
+
     Raises:
-        ConfigError: ``trt`` (TensorRT engines are not built for TF-CLIP bundles yet).
-        ModelFormatError: unusable checkpoint or failed parity (nothing is written then).
+        ModelFormatError: unusable checkpoint, failed parity, or an engine TensorRT rejects (nothing is written then).
         BundleError: ``out`` exists and ``overwrite`` is False.
     """
-    if trt:
-        raise ConfigError("TensorRT engines are not built for TF-CLIP bundles yet; export ONNX (drop --trt) and "
-                          "serve it with backend ort-cuda")
     ckpt = load_tfclip_checkpoint(checkpoint)
+    camera_index = ckpt.camera_index  # checked before any work
     out = Path(out)
     progress(f"exporting {ckpt.arch.name} (TF-CLIP, T={ckpt.num_frames}, cameras={ckpt.model.num_cameras}, "
              f"D={ckpt.embedding_dim}) from {ckpt.path.name} to {out}")
@@ -350,14 +333,22 @@ def export_tfclip_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, 
         require_passed(report)
         for name, (precision, _) in graphs.items():
             writer.add(name, "onnx", role=ROLE, precision=precision, variant="default")
-        export_info = {
-            "embedding_dim": ckpt.embedding_dim, "parity": report, "fp16": fp16_info, "tool_versions": _versions(),
+        export_info = {"embedding_dim": ckpt.embedding_dim, "parity": report, "fp16": fp16_info,
+                       "tool_versions": _versions(engine)}
+        if engine is not None:
+            feeds = probe_inputs(ckpt, seed=parity_seed)
+            export_info["trt"] = build_video_engine(
+                writer, engine, graph_spec(ckpt), {p: path for p, path in graphs.values()}, fp16=fp16, probe=feeds,
+                reference=reference_embeddings(ckpt, feeds), progress=progress)
+            export_info["batch"] = {"min": engine.min_batch, "opt": engine.opt_batch, "max": engine.max_batch}
+        export_info.update({
             "tfclip": {"num_cameras": ckpt.model.num_cameras, "camera_input": bool(ckpt.model.num_cameras),
+                       "tmd_layers": len(ckpt.model.tmd.blocks), "camera_index": camera_index,
                        "feature": "L2-normalised cat[CLS, projection, TMD]", "text_encoder": False},
             "opset": OPSET, "exporter": "torch.onnx TorchScript (dynamo=False)",
             "precision": "fp16" if fp16 else "fp32", "source": {"file": ckpt.path.name},
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        }
+        })
         manifest = Manifest(arch=ckpt.arch, model_id=model_id, num_frames=ckpt.num_frames, tokenizer=TokenizerCfg(),
                             sampler=ckpt.sampler, export=export_info, name=ckpt.arch.name,
                             description="TF-CLIP video-to-video person re-identification: search by example "

@@ -8,7 +8,7 @@ import numpy as np
 
 from .backends import create_backend
 from .bundle import Bundle, load_bundle
-from .errors import BackendUnavailableError, ConfigError, CorruptInputError, QueryRejectedError
+from .errors import ConfigError, CorruptInputError, QueryRejectedError
 from .text import Tokenizer
 from .vision.decode import load_tracklet, validate_array
 from .vision.preprocess import resize_frame
@@ -16,12 +16,6 @@ from .vision.sampling import FrameSampler
 
 Frame = Union[str, os.PathLike, np.ndarray]
 TrackletInput = Union[Sequence[Frame], np.ndarray]
-
-
-def _tfclip_backend_error(backend: str) -> BackendUnavailableError:
-    return BackendUnavailableError(f"the {backend} backend cannot run a tfclip bundle (its video encoder graph holds "
-                                   "the TF-CLIP camera embedding and temporal head); use backend='ort-cpu' or "
-                                   "'ort-cuda'")
 
 
 class Encoder:
@@ -35,9 +29,6 @@ class Encoder:
     """
 
     def __init__(self, bundle: Bundle, backend):
-        if bundle.manifest.family == "tfclip" and not backend.name.startswith("ort"):
-            backend.close()
-            raise _tfclip_backend_error(backend.name)
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = backend
@@ -57,8 +48,6 @@ class Encoder:
             precision: ``fp32`` or ``fp16``; default per backend.
         """
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
-        if bundle.manifest.family == "tfclip" and backend not in ("auto", "ort-cpu", "ort-cuda"):
-            raise _tfclip_backend_error(backend)
         return cls(bundle, create_backend(bundle, backend, device, precision))
 
     @property

@@ -17,6 +17,22 @@ from .gallery import Gallery, TrackletRecord
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
+def camera_label(camid: int) -> str:
+    """The gallery label of a dataset's 0-based camera index: ``C{camid+1}`` (MARS' ``C1``..``C6``, as in its file
+    names). Training records the same labels for the SIE rows of a tfclip model (its bundle's camera index)."""
+    return f"C{int(camid) + 1}"
+
+
+def sie_camera_index(manifest) -> dict[str, int]:
+    """``{camera label: SIE row}`` a tfclip bundle's training recorded (``manifest.export["tfclip"]
+    ["camera_index"]``); empty for bundles without a camera input or without a recorded index."""
+    info = manifest.export.get("tfclip", {})
+    if not info.get("camera_input"):
+        return {}
+    num = int(info.get("num_cameras", 0))
+    return {str(k): int(v) for k, v in (info.get("camera_index") or {}).items() if 0 <= int(v) < num}
+
+
 @dataclasses.dataclass
 class IndexReport:
     """What an indexing run did."""
@@ -62,7 +78,7 @@ def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None
         if not frames:
             continue
         match = re.match(r"^[0-9-]{4}C(\d+)T", Path(frames[0]).name)
-        cam = camera or (f"C{match.group(1)}" if match else base.name)
+        cam = camera or (camera_label(int(match.group(1)) - 1) if match else base.name)
         records.append(TrackletRecord(key=folder.name, camera=cam, source=str(base), frame_paths=tuple(frames)))
     if not records:
         raise DatasetFormatError(f"{base}: no tracklet folders with .jpg/.png frames; point SOURCE at a TV-MARS or MARS "
@@ -72,13 +88,19 @@ def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None
 
 def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], *, batch_size: int = 32,
                   on_bad_frame: str = "fail", thumbnails: bool = True,
-                  progress: Callable[[int], None] | None = None) -> IndexReport:
+                  progress: Callable[[int], None] | None = None, known_cameras: bool = True) -> IndexReport:
     """Encode and commit ``records`` (their ``frame_paths``) in batches, one transaction per batch.
 
     Records whose key is already stored are skipped, so re-running after an interruption resumes.
     With ``on_bad_frame="skip"``, a tracklet whose frames are all unreadable is reported and left out;
     with ``"fail"`` the first bad frame raises :class:`CorruptInputError` (earlier batches stay committed).
+
+    With a tfclip bundle trained with a camera embedding, each record's ``camera`` label is looked up in the
+    bundle's training camera index (:func:`sie_camera_index`, e.g. MARS ``C3`` → SIE row 2) and fed to the
+    encoder; labels it does not know are encoded camera-unknown. ``known_cameras=False`` encodes every tracklet
+    camera-unknown.
     """
+    camera_index = sie_camera_index(encoder.manifest) if known_cameras else {}
     report = IndexReport()
     todo = []
     for rec in records:
@@ -105,7 +127,8 @@ def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], 
             batch.append(rec)
             clips.append(clip)
         if batch:
-            emb = encoder.encode_prepared(clips)
+            cameras = [camera_index.get(rec.camera) for rec in batch] if camera_index else None  # None = unknown
+            emb = encoder.encode_prepared(clips, cameras=cameras)
             gallery.add(batch, emb)
             report.added += len(batch)
         if progress:

@@ -1,4 +1,7 @@
-"""TF-CLIP export: the video encoder graph against the training model (ORT vs torch), dynamic batch, camera input."""
+"""TF-CLIP export: the video encoder graph against the training model (ORT vs torch), dynamic batch, camera input,
+the training camera index in the manifest, TensorRT(-RTX) engines with a camera profile."""
+import importlib.util
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -8,13 +11,18 @@ import torch
 from export.build import export_bundle
 from export.onnx_export import shape_subgraph_nodes
 from export.tfclip_graphs import load_tfclip_checkpoint
+from export.trt import local_gpu
 from training.tfclip.checkpoint import save_tfclip
 from training.tfclip.config import TfclipDataSection, TfclipModelSection
 from training.tfclip.model import TFCLIP
-from tvreid_sdk.errors import ConfigError
+from tvreid_sdk.errors import BackendUnavailableError
 from tvreid_sdk.modeling.arch import get_arch
+from tvreid_sdk.modeling.tfclip import TFCLIPTowers
 
 T = 4
+CAMERA_INDEX = {f"C{c + 1}": c for c in range(6)}
+HAS_RTX = importlib.util.find_spec("tensorrt_rtx_bindings") is not None or importlib.util.find_spec(
+    "tensorrt_rtx") is not None
 
 
 def _trained_like(sie: bool = True, seed: int = 0) -> TFCLIP:
@@ -31,7 +39,7 @@ def _trained_like(sie: bool = True, seed: int = 0) -> TFCLIP:
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("tfclip-export")
     model = _trained_like()
-    save_tfclip(model, root / "best.safetensors", TfclipDataSection(num_frames=T))
+    save_tfclip(model, root / "best.safetensors", TfclipDataSection(num_frames=T), camera_index=CAMERA_INDEX)
     bundle, rows = export_bundle(root, root / "bundle", fp16=True, progress=lambda _: None)
     return model, bundle, rows
 
@@ -58,8 +66,8 @@ def test_bundle_holds_the_video_encoder_only(exported):
     assert {(a.role, a.path) for a in m.artifacts} == {("weights", "weights.safetensors"),
                                                        ("video_encoder", "video_encoder.onnx"),
                                                        ("video_encoder", "video_encoder.fp16.onnx")}
-    assert m.export["tfclip"] == {"num_cameras": 6, "camera_input": True, "text_encoder": False,
-                                  "feature": "L2-normalised cat[CLS, projection, TMD]"}
+    assert m.export["tfclip"] == {"num_cameras": 6, "camera_input": True, "text_encoder": False, "tmd_layers": 1,
+                                  "camera_index": CAMERA_INDEX, "feature": "L2-normalised cat[CLS, projection, TMD]"}
     assert m.export["parity"]["passed"] and m.export["parity"]["artifacts"]["video_encoder.onnx"]["cpu"]["cos_min"] \
         >= 0.9999
     assert [r.parity.endswith("ok") for r in rows if r.artifact.endswith(".onnx")] == [True, True]
@@ -109,11 +117,55 @@ def test_model_without_sie_has_no_camera_input(tmp_path):
     assert bundle.manifest.export["tfclip"]["camera_input"] is False
 
 
-def test_reexport_from_the_bundle_keeps_the_model_id_and_trt_is_refused(exported, tmp_path):
+def test_reexport_from_the_bundle_keeps_the_model_id_and_camera_index(exported, tmp_path):
     _, bundle, _ = exported
     again, _ = export_bundle(bundle.root, tmp_path / "again", progress=lambda _: None)
     assert again.manifest.model_id == bundle.manifest.model_id
-    assert load_tfclip_checkpoint(bundle.root).model.num_cameras == 6
-    with pytest.raises(ConfigError, match="TensorRT engines are not built for TF-CLIP"):
+    assert again.manifest.export["tfclip"]["camera_index"] == CAMERA_INDEX
+    ckpt = load_tfclip_checkpoint(bundle.root)
+    assert isinstance(ckpt.model, TFCLIPTowers) and ckpt.model.num_cameras == 6 and ckpt.camera_index == CAMERA_INDEX
+
+
+def test_the_graph_runs_the_shared_inference_module(exported):
+    """The eager reference of the parity gate is TFCLIPTowers.encode_video on the bundle's weights, and the graph
+    matches it for known, unknown and out-of-range cameras."""
+    _, bundle, _ = exported
+    ckpt = load_tfclip_checkpoint(bundle.root)
+    frames, cams = _frames(4, seed=3), np.array([5, -1, 7, 0], np.int32)
+    sess = ort.InferenceSession(str(bundle.root / "video_encoder.onnx"), providers=["CPUExecutionProvider"])
+    pre = ckpt.arch.preprocess
+    x = ((torch.from_numpy(frames).float() / 255 - torch.tensor(pre.mean)) / torch.tensor(pre.std)).movedim(-1, -3)
+    with torch.no_grad():
+        ref = ckpt.model.encode_video(x, torch.from_numpy(cams)).numpy()
+    assert _cos(sess.run(None, {"frames": frames, "camera": cams})[0], ref).min() >= 0.9999
+
+
+@pytest.mark.skipif(local_gpu() is not None, reason="a GPU is visible: --trt would build for it")
+def test_trt_without_a_gpu_is_one_clear_error_and_writes_nothing(exported, tmp_path):
+    _, bundle, _ = exported
+    with pytest.raises(BackendUnavailableError, match="GPU|TensorRT is not installed"):
         export_bundle(bundle.root, tmp_path / "trt", trt=True, progress=lambda _: None)
     assert not (tmp_path / "trt").exists()
+
+
+@pytest.mark.skipif(not HAS_RTX, reason="TensorRT-RTX is not installed "
+                                        "(pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings)")
+@pytest.mark.parametrize("fp16", [False, True])
+def test_rtx_builds_the_video_engine_with_a_camera_profile_without_gpu(exported, tmp_path, fp16):
+    _, bundle, _ = exported
+    built, rows = export_bundle(bundle.root, tmp_path / "rtx", trt=True, fp16=fp16, trt_target="8.9", opt_batch=2,
+                                max_batch=4, progress=lambda _: None)
+    m = built.manifest
+    plan = m.find("video_encoder", kind="trt_plan")
+    assert plan.path == ("video_encoder.fp16.plan" if fp16 else "video_encoder.plan") and plan.precision == (
+        "fp16" if fp16 else "fp32")
+    assert plan.engine.runtime == "tensorrt_rtx" and plan.engine.plan_sha256 == plan.sha256
+    source = m.find("video_encoder", kind="onnx", precision="fp16" if fp16 else "fp32")
+    assert plan.engine.onnx_sha256 == source.sha256  # RTX is strongly typed: fp16 engines come from the fp16 graph
+    assert [list(p) for p in plan.engine.profiles] == [["frames", [1, T, 64, 32, 3], [2, T, 64, 32, 3],
+                                                        [4, T, 64, 32, 3]], ["camera", [1], [2], [4]]]
+    entry = m.export["trt"]["engines"][plan.path]
+    assert entry["parity"]["run"] is False and "no GPU" in entry["parity"]["reason"]
+    assert m.export["batch"] == {"min": 1, "opt": 2, "max": 4} and m.export["tfclip"]["camera_input"] is True
+    assert {r.artifact: r.parity for r in rows}[plan.path] == "built; not run here (no GPU)"
+    assert m.model_id == bundle.manifest.model_id

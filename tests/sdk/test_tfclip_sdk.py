@@ -1,4 +1,5 @@
-"""SDK with a tfclip bundle: no text encoder, encode_tracklets (+ optional cameras), query-by-tracklet in a gallery."""
+"""SDK with a tfclip bundle: no text encoder, encode_tracklets (+ optional cameras) on ONNX Runtime and PyTorch,
+query-by-tracklet in a gallery, indexing with the training camera index."""
 import numpy as np
 import pytest
 import torch
@@ -8,12 +9,13 @@ from training.tfclip.checkpoint import save_tfclip
 from training.tfclip.config import TfclipDataSection, TfclipModelSection
 from training.tfclip.model import TFCLIP
 from tvreid_sdk import Encoder, Gallery, TrackletRecord
-from tvreid_sdk.errors import BackendUnavailableError, ConfigError, QueryRejectedError
-from tvreid_sdk.indexing import index_records
+from tvreid_sdk.errors import BundleError, ConfigError, QueryRejectedError
+from tvreid_sdk.indexing import index_records, sie_camera_index
 from tvreid_sdk.modeling.arch import get_arch
 from tvreid_sdk.vision.preprocess import normalize_torch
 
 T = 4
+CAMERA_INDEX = {"C1": 0, "C2": 1, "C3": 2}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def tfclip(tmp_path_factory):
     model = TFCLIP(get_arch("tiny-tfclip"), TfclipModelSection(), num_classes=4, num_cameras=3).eval()
     with torch.no_grad():
         model.sie.normal_(std=0.5)
-    save_tfclip(model, root / "best.safetensors", TfclipDataSection(num_frames=T))
+    save_tfclip(model, root / "best.safetensors", TfclipDataSection(num_frames=T), camera_index=CAMERA_INDEX)
     export_bundle(root, root / "bundle", progress=lambda _: None)
     with Encoder.from_bundle(root / "bundle", backend="ort-cpu") as enc:
         yield model, enc
@@ -75,11 +77,29 @@ def test_bad_cameras_and_backends_are_clear_errors(tfclip, tiny_bundle):
         enc.encode_tracklets(tracklets, cameras=[0, 3])
     with pytest.raises(ConfigError, match="one per tracklet"):
         enc.encode_tracklets(tracklets, cameras=[0])
-    with pytest.raises(BackendUnavailableError, match="ort-cpu"):
-        Encoder.from_bundle(enc.bundle, backend="torch")
     with Encoder.from_bundle(tiny_bundle, backend="ort-cpu") as dmca:
         with pytest.raises(ConfigError, match="takes no camera input"):
             dmca.encode_tracklets(tracklets, cameras=[0, 1])
+        frames = np.stack([dmca.prepare_tracklet(t) for t in tracklets])
+        with pytest.raises(BundleError, match="takes no camera input"):
+            dmca.backend.encode_video(frames, cameras=np.zeros(2, np.int32))
+    with pytest.raises(ValueError, match="cameras int32"):
+        enc.backend.encode_video(np.stack([enc.prepare_tracklet(t) for t in tracklets]), cameras=np.zeros(3, np.int32))
+
+
+def test_torch_backend_matches_onnx_runtime_with_and_without_cameras(tfclip):
+    model, ort_enc = tfclip
+    tracklets = _tracklets(5, seed=7)
+    with Encoder.from_bundle(ort_enc.bundle, backend="torch") as torch_enc:
+        assert torch_enc.backend.name == "torch" and torch_enc.backend.model.num_cameras == 3
+        for cams in (None, [0, None, 2, 1, None]):
+            a = ort_enc.encode_tracklets(tracklets, cameras=cams)
+            b = torch_enc.encode_tracklets(tracklets, cameras=cams)
+            assert b.shape == (5, 160) and ((a * b).sum(1)).min() >= 0.9999
+            assert ((b * _reference(model, ort_enc, tracklets, cams)).sum(1)).min() >= 0.9999
+        unknown = torch_enc.encode_tracklets(tracklets[:2])
+        known = torch_enc.encode_tracklets(tracklets[:2], cameras=[1, 2])
+        assert (unknown * known).sum(1).max() < 0.9999  # the torch backend does feed the cameras
 
 
 def test_query_by_tracklet_through_the_gallery(tfclip, tmp_path):
@@ -99,21 +119,40 @@ def test_query_by_tracklet_through_the_gallery(tfclip, tmp_path):
         assert gallery.search(enc.encode_tracklets([noisy]), k=1)[0][0].key == "t2"
 
 
-def test_index_records_builds_a_tfclip_gallery_from_files(tfclip, tmp_path):
+def _write_records(tmp_path, cameras: list[str], seed: int = 5) -> list[TrackletRecord]:
     from PIL import Image
 
-    _, enc = tfclip
     records = []
-    for i, trk in enumerate(_tracklets(3, seed=5)):
+    for i, (trk, camera) in enumerate(zip(_tracklets(len(cameras), seed=seed), cameras)):
         folder = tmp_path / "frames" / f"trk{i}"
         folder.mkdir(parents=True)
         paths = []
         for j, frame in enumerate(trk):
             Image.fromarray(frame).save(folder / f"{j:03d}.png")
             paths.append(str(folder / f"{j:03d}.png"))
-        records.append(TrackletRecord(key=f"trk{i}", camera="C1", frame_paths=tuple(paths)))
+        records.append(TrackletRecord(key=f"trk{i}", camera=camera, frame_paths=tuple(paths)))
+    return records
+
+
+def test_index_records_builds_a_tfclip_gallery_from_files(tfclip, tmp_path):
+    _, enc = tfclip
+    records = _write_records(tmp_path, ["C1", "C1", "C1"])
     with Gallery.create(tmp_path / "g", model_id=enc.model_id, embed_dim=enc.embed_dim) as gallery:
-        report = index_records(enc, gallery, records)
+        report = index_records(enc, gallery, records, known_cameras=False)
         assert report.added == 3 and gallery.embed_dim == 160
         np.testing.assert_allclose(gallery.get("trk1").embedding,
                                    enc.encode_tracklets([list(records[1].frame_paths)])[0], atol=1e-6)
+
+
+def test_index_records_feeds_the_training_camera_of_each_label(tfclip, tmp_path):
+    _, enc = tfclip
+    assert sie_camera_index(enc.manifest) == CAMERA_INDEX
+    records = _write_records(tmp_path, ["C3", "lobby", "C1", "C2"], seed=6)
+    frames = [list(r.frame_paths) for r in records]
+    with Gallery.create(tmp_path / "g", model_id=enc.model_id, embed_dim=enc.embed_dim) as gallery:
+        assert index_records(enc, gallery, records, batch_size=3).added == 4
+        stored = np.stack([gallery.get(r.key).embedding for r in records])
+    np.testing.assert_allclose(stored, enc.encode_tracklets(frames, cameras=[2, None, 0, 1]), atol=1e-6)
+    unknown = enc.encode_tracklets(frames)
+    np.testing.assert_allclose(stored[1], unknown[1], atol=1e-6)  # a label training never saw: camera unknown
+    assert (stored[[0, 2, 3]] * unknown[[0, 2, 3]]).sum(1).max() < 0.9999

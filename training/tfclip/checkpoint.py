@@ -2,7 +2,10 @@
 
 Metadata written by :func:`save_tfclip` (all strings): ``tvreid_arch`` (family ``tfclip``), ``tvreid_num_frames``,
 ``tvreid_sampler`` (the test sampler), ``tvreid_tfclip`` = ``{"model": <model section>, "data": <data section>,
-"num_classes": N, "num_cameras": C}`` as JSON. Tensors: see :mod:`training.tfclip.model`.
+"num_classes": N, "num_cameras": C, "camera_index": {camera label: SIE row}}`` as JSON. ``camera_index`` maps the
+training set's camera labels (``C1``, ``C2``...: :func:`tvreid_sdk.indexing.camera_label`) to the SIE rows they
+trained; export carries it into the bundle so ``tvreid index`` can feed known cameras. Tensors: see
+:mod:`training.tfclip.model`.
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from safetensors import safe_open
 
 from tvreid_sdk.config import SamplerCfg
 from tvreid_sdk.errors import ConfigError, ModelFormatError
+from tvreid_sdk.indexing import camera_label
 from tvreid_sdk.modeling.arch import ArchCfg
 
 from ..checkpoint import save_model
+from ..data.records import Dataset
 from ..evaluate import resolve_checkpoint
 from .config import FAMILY, TfclipDataSection, TfclipModelSection
 from .model import TFCLIP
@@ -23,10 +28,38 @@ from .model import TFCLIP
 META_TFCLIP = "tvreid_tfclip"
 
 
-def save_tfclip(model: TFCLIP, path: Path, data_cfg: TfclipDataSection, extra: dict[str, str] | None = None) -> None:
-    """Write ``model`` (all tensors, memory included) with the metadata above, atomically."""
-    meta = {"model": model.cfg.to_dict(), "data": data_cfg.to_dict(), "num_classes": model.num_classes,
-            "num_cameras": model.num_cameras}
+def training_camera_index(data: Dataset, num_cameras: int) -> dict[str, int]:
+    """``{camera label: SIE row}`` for the cameras of ``data`` (every split) that have an SIE row.
+
+    The loaders store cameras 0-based (MARS ``C1`` → 0), and that index is the SIE row training adds
+    (:class:`training.tfclip.data.VideoTrainSet` feeds ``camid``), so the label of row ``c`` is ``C{c+1}``,
+    the label ``tvreid index`` gives the same tracklets. Empty without SIE (``num_cameras`` 0).
+    """
+    cams = sorted({t.camid for split in (data.train, data.query, data.gallery) for t in split})
+    return {camera_label(c): int(c) for c in cams if 0 <= c < num_cameras}
+
+
+def save_tfclip(model: TFCLIP, path: Path, data_cfg: TfclipDataSection, extra: dict[str, str] | None = None,
+                camera_index: dict[str, int] | None = None) -> None:
+    """Write ``model`` (all tensors, memory included) with the metadata above, atomically.
+
+    Args:
+        model: the TF-CLIP model.
+        path: destination ``.safetensors``.
+        data_cfg: the recipe's data section.
+        extra: more metadata strings (epoch, metrics).
+        camera_index: ``{camera label: SIE row}`` of the training data (:func:`training_camera_index`); None or
+            empty = no camera is known to deployment (every tracklet indexed camera-unknown).
+
+    Raises:
+        ValueError: a ``camera_index`` row outside ``0..num_cameras-1``.
+    """
+    index = {str(k): int(v) for k, v in (camera_index or {}).items()}
+    bad = {k: v for k, v in index.items() if not 0 <= v < model.num_cameras}
+    if bad:
+        raise ValueError(f"camera_index rows {bad} are outside the model's {model.num_cameras} SIE rows")
+    meta = {"model": model.model_cfg.to_dict(), "data": data_cfg.to_dict(), "num_classes": model.num_classes,
+            "num_cameras": model.num_cameras, "camera_index": index}
     sampler = SamplerCfg(name=data_cfg.test_sampler, num_frames=data_cfg.num_frames)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_model(model, Path(path), model.arch, data_cfg.num_frames, sampler,

@@ -53,21 +53,30 @@ def embed_tracklets(encode: EncodeFn, tracklets: Sequence[Tracklet], preprocess:
 
 
 def compute_clip_memory(model, tracklets: Sequence[Tracklet], num_classes: int, preprocess: PreprocessCfg,
-                        num_frames: int, sampler: str, device: torch.device, **kwargs) -> torch.Tensor:
+                        num_frames: int, sampler: str, device: torch.device, *, rank: int = 0, world: int = 1,
+                        **kwargs) -> torch.Tensor:
     """CLIP-Memory: per-identity mean of the per-tracklet projected CLS features (no SIE), ``[num_classes, D]``.
 
     As released (``generate_cluster_features``): the model in its initial state, every train tracklet once
     (``dense`` clips averaged), identities in label order. ``kwargs`` go to :func:`embed_tracklets`.
+
+    Under DDP (``world`` > 1, process group initialised) each rank embeds every ``world``-th tracklet from
+    ``rank`` on, and the per-identity sums and counts are all-reduced: every rank gets the same memory.
     """
     model.eval()
-    feats = embed_tracklets(lambda x, _c: model.clip_video_feature(x), tracklets, preprocess, num_frames, sampler,
-                            device, **kwargs)  # [N,D]
-    pids = torch.tensor([t.pid for t in tracklets], dtype=torch.int64)
-    counts = torch.bincount(pids, minlength=num_classes)  # [K]
+    shard = list(tracklets)[rank::world]
+    feats = embed_tracklets(lambda x, _c: model.clip_video_feature(x), shard, preprocess, num_frames, sampler,
+                            device, **kwargs) if shard else torch.zeros(0, model.arch.embed_dim)  # [N,D]
+    pids = torch.tensor([t.pid for t in shard], dtype=torch.int64)
+    counts = torch.bincount(pids, minlength=num_classes).float()  # [K]
+    sums = torch.zeros(num_classes, feats.shape[1]).index_add_(0, pids, feats)  # [K,D]
+    if world > 1:
+        packed = torch.cat([sums, counts.unsqueeze(1)], dim=1).to(device)  # [K,D+1]: one collective
+        torch.distributed.all_reduce(packed)
+        sums, counts = packed[:, :-1].cpu(), packed[:, -1].cpu()
     if int((counts == 0).sum()):
         missing = torch.nonzero(counts == 0).flatten()[:5].tolist()
         raise ValueError(f"train identities {missing} have no tracklet; train pids must be 0..{num_classes - 1}")
-    sums = torch.zeros(num_classes, feats.shape[1]).index_add_(0, pids, feats)  # [K,D]
     return sums / counts.unsqueeze(1)
 
 

@@ -1,7 +1,7 @@
-"""The TF-CLIP model: CLIP vision tower + SIE + TMD for the test-time feature; CLIP-Memory, SSP and the BNNeck
-classifiers for training.
+"""The TF-CLIP training model: the inference towers of :mod:`tvreid_sdk.modeling.tfclip` (CLIP vision tower + SIE +
+TMD, the test-time feature) plus CLIP-Memory, SSP and the BNNeck classifiers for training.
 
-State-dict layout (what checkpoints hold; :mod:`export.tfclip_graphs` reads the first three):
+State-dict layout (what checkpoints hold; a bundle keeps the first three, :class:`TFCLIPTowers`' parameters):
 ``visual.*`` (CLIP vision tower names), ``sie`` ``[C,W]`` (absent without SIE), ``tmd.*``, then training-only
 ``ssp.*``, ``heads.*`` and the fixed ``memory`` buffer ``[num_ids,D]``.
 """
@@ -15,11 +15,11 @@ from torch import nn
 
 from tvreid_sdk.errors import ConfigError, ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
-from tvreid_sdk.modeling.clip import VisionTower
+from tvreid_sdk.modeling.tfclip import TFCLIPTowers, video_embedding
 
 from .config import FAMILY, TfclipModelSection
 from .losses import batch_hard_triplet
-from .modules import SequenceSpecificPrompt, TemporalMemoryDiffusion, camera_offsets, vision_tokens
+from .modules import SequenceSpecificPrompt
 
 
 @dataclasses.dataclass
@@ -34,7 +34,7 @@ class VideoFeatures:
 
     def embedding(self) -> torch.Tensor:
         """``cat[CLS, proj, TMD]`` L2-normalised: ``[B, 2W+D]`` (NECK_FEAT 'before', FEAT_NORM yes)."""
-        return F.normalize(torch.cat([self.cls, self.proj, self.tmd], dim=1).float(), dim=-1)
+        return video_embedding(self.cls, self.proj, self.tmd)
 
 
 class Heads(nn.Module):
@@ -59,35 +59,29 @@ class Heads(nn.Module):
         return scores, self.classifier_tmd(self.bn_tmd_frame(f.tmd_frames))
 
 
-class TFCLIP(nn.Module):
-    """TF-CLIP for video re-identification.
+class TFCLIP(TFCLIPTowers):
+    """TF-CLIP for video re-identification: :class:`TFCLIPTowers` (``visual``, ``sie``, ``tmd``; their
+    ``encode_video`` is the test-time feature) plus the training-only SSP, classifiers and CLIP-Memory.
 
     Args:
         arch: a ``tfclip`` architecture (:data:`tvreid_sdk.modeling.arch.MODELS`).
-        cfg: the recipe's model section (SIE, SSP/TMD depth, loss weights).
+        cfg: the recipe's model section (SIE, SSP/TMD depth, loss weights); kept as ``model_cfg``.
         num_classes: training identities (memory rows and classifier outputs).
         num_cameras: SIE rows (ignored when ``cfg.sie`` is False).
     """
 
     def __init__(self, arch: ArchCfg, cfg: TfclipModelSection, num_classes: int, num_cameras: int = 0):
-        super().__init__()
         if arch.family != FAMILY:
             raise ConfigError(f"arch {arch.name!r} is of family {arch.family!r}; TF-CLIP needs a 'tfclip' arch "
                               "such as tfclip-vit-b16 or tiny-tfclip")
         if cfg.sie and num_cameras < 1:
             raise ConfigError("SIE needs num_cameras >= 1; set model.num_cameras or model.sie: false")
-        self.arch, self.cfg, self.num_classes = arch, cfg, num_classes
+        super().__init__(arch, num_cameras if cfg.sie else 0, cfg.tmd_layers)
+        self.model_cfg, self.num_classes = cfg, num_classes
         width, dim = arch.vision.width, arch.embed_dim
-        self.visual = VisionTower(arch.vision, dim, arch.quick_gelu)
-        self.sie = nn.Parameter(nn.init.trunc_normal_(torch.zeros(num_cameras, width), std=0.02)) if cfg.sie else None
-        self.tmd = TemporalMemoryDiffusion(width, arch.vision.heads, cfg.tmd_layers, arch.quick_gelu)
         self.ssp = SequenceSpecificPrompt(dim, max(1, dim // 64), cfg.ssp_layers, cfg.ssp_dropout)
         self.heads = Heads(width, dim, num_classes)
         self.register_buffer("memory", torch.zeros(num_classes, dim))  # CLIP-Memory, filled before training
-
-    @property
-    def num_cameras(self) -> int:
-        return 0 if self.sie is None else int(self.sie.shape[0])
 
     def set_memory(self, memory: torch.Tensor) -> None:
         """Install the CLIP-Memory ``[num_classes, D]`` (fixed for the whole run)."""
@@ -105,10 +99,7 @@ class TFCLIP(nn.Module):
     def features(self, frames: torch.Tensor, cameras: torch.Tensor | None = None) -> VideoFeatures:
         """``[B,T,3,H,W]`` normalised frames (+ camera ids ``[B]``, -1 = unknown) → :class:`VideoFeatures`."""
         b, t = frames.shape[:2]
-        offset = camera_offsets(self.sie, cameras, b)  # [B,W] or None
-        if offset is not None:
-            offset = offset.repeat_interleave(t, dim=0)  # [B*T,W]
-        tokens = vision_tokens(self.visual, frames.flatten(0, 1), offset)  # [B*T,L,W] ln_post-ed
+        tokens = self.frame_tokens(frames, cameras)  # [B*T,L,W] ln_post-ed
         proj = tokens @ self.visual.proj  # [B*T,L,D]
         cls = tokens[:, 0].view(b, t, -1).mean(1)  # [B,W]
         proj_cls = proj[:, 0].view(b, t, -1).mean(1)  # [B,D]
@@ -117,12 +108,13 @@ class TFCLIP(nn.Module):
         return VideoFeatures(cls, proj_cls, video_tmd, frame_tmd, proj_tokens)
 
     def encode(self, frames: torch.Tensor, cameras: torch.Tensor | None = None) -> torch.Tensor:
-        """Test-time embedding ``[B, 2W+D]`` (2048 for ViT-B/16), L2-normalised."""
-        return self.features(frames, cameras).embedding()
+        """Test-time embedding ``[B, 2W+D]`` (2048 for ViT-B/16), L2-normalised: :meth:`TFCLIPTowers.encode_video`,
+        what an exported bundle computes."""
+        return self.encode_video(frames, cameras)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training losses for ``{"frames" [B,T,3,H,W] normalised, "pids" [B], "camids" [B]}``."""
-        cfg = self.cfg
+        cfg = self.model_cfg
         pids, t = batch["pids"], batch["frames"].shape[1]
         f = self.features(batch["frames"], batch.get("camids") if self.sie is not None else None)
         scores, frame_scores = self.heads(f)

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 
 from ..bundle import Bundle
+from ..errors import BundleError
 from ..registry import Registry
 
 
@@ -40,8 +41,9 @@ class Backend(abc.ABC):
         """int32 [B,77], int32 [B] → float32 [B,D], L2-normalised."""
 
     @abc.abstractmethod
-    def _run_video(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 [B,T,H,W,3] → float32 [B,D], L2-normalised."""
+    def _run_video(self, frames: np.ndarray, cameras: np.ndarray | None = None) -> np.ndarray:
+        """uint8 [B,T,H,W,3] (+ int32 camera ids [B], -1 = unknown, for bundles with a camera input; None = all
+        unknown) → float32 [B,D], L2-normalised."""
 
     @abc.abstractmethod
     def _run_frames(self, frames: np.ndarray) -> np.ndarray:
@@ -56,13 +58,33 @@ class Backend(abc.ABC):
             raise ValueError(f"text input must be ids [B,{ctx}] and eot [B]; got {ids.shape} and {eot.shape}")
         return self._batched(lambda s: self._run_text(ids[s], eot[s]), ids.shape[0])
 
-    def encode_video(self, frames: np.ndarray) -> np.ndarray:
+    def encode_video(self, frames: np.ndarray, cameras: np.ndarray | None = None) -> np.ndarray:
+        """uint8 ``[B,T,H,W,3]`` → float32 ``[B,D]``; ``cameras`` int32 ``[B]`` feeds a tfclip model's camera input
+        (SIE; 0-based, -1 = unknown); without it every camera is unknown.
+
+        Raises:
+            ValueError: wrong shapes.
+            BundleError: cameras for a bundle whose video encoder takes none.
+        """
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        t = self.manifest.num_frames
+        t, (h, w, _) = self.manifest.num_frames, self.frame_shape
         if frames.ndim != 5 or frames.shape[1:] != (t, *self.frame_shape):
-            raise ValueError(f"video input must be uint8 [B,{t},{self.frame_shape[0]},{self.frame_shape[1]},3]; "
-                             f"got {frames.shape}")
-        return self._batched(lambda s: self._run_video(frames[s]), frames.shape[0])
+            raise ValueError(f"video input must be uint8 [B,{t},{h},{w},3]; got {frames.shape}")
+        if cameras is None:
+            return self._batched(lambda s: self._run_video(frames[s]), frames.shape[0])
+        cams = np.ascontiguousarray(cameras, dtype=np.int32)
+        if cams.shape != frames.shape[:1]:
+            raise ValueError(f"video input must be uint8 [B,{t},{h},{w},3] with cameras int32 [B]; got {frames.shape} "
+                             f"and {cams.shape}")
+        if not self.takes_cameras:
+            raise BundleError(f"{self.bundle.root}: this bundle's video encoder takes no camera input; encode "
+                              "without cameras")
+        return self._batched(lambda s: self._run_video(frames[s], cams[s]), frames.shape[0])
+
+    @property
+    def takes_cameras(self) -> bool:
+        """Whether the bundle's video encoder has a camera input (tfclip trained with SIE)."""
+        return bool(self.manifest.export.get("tfclip", {}).get("camera_input"))
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         frames = np.ascontiguousarray(frames, dtype=np.uint8)

@@ -158,19 +158,6 @@ class OrtBackend(Backend):
         names = self._input_names("text_encoder")
         return self._run("text_encoder", dict(zip(names, (ids, eot))))
 
-    def encode_video(self, frames: np.ndarray, cameras: np.ndarray | None = None) -> np.ndarray:
-        """uint8 ``[B,T,H,W,3]`` → float32 ``[B,D]``; ``cameras`` int32 ``[B]`` feeds a tfclip graph's camera input
-        (-1 = unknown; without it every camera is unknown)."""
-        if cameras is None:
-            return super().encode_video(frames)
-        frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        cams = np.ascontiguousarray(cameras, dtype=np.int32)
-        t, (h, w, _) = self.manifest.num_frames, self.frame_shape
-        if frames.ndim != 5 or frames.shape[1:] != (t, *self.frame_shape) or cams.shape != frames.shape[:1]:
-            raise ValueError(f"video input must be uint8 [B,{t},{h},{w},3] with cameras int32 [B]; got {frames.shape} "
-                             f"and {cams.shape}")
-        return self._batched(lambda s: self._run_video(frames[s], cams[s]), frames.shape[0])
-
     def _run_video(self, frames, cameras=None):
         names = self._input_names("video_encoder")
         feeds = {names[0]: frames}

@@ -54,6 +54,29 @@ def local_gpu() -> tuple[str, str]:
                                   "TensorRT engines need an NVIDIA GPU")
 
 
+def video_inputs(in_names: list[str], frames: np.ndarray, cameras: np.ndarray | None, where: str) -> list[np.ndarray]:
+    """The arrays to bind, in the engine's input order, for a video engine with inputs ``in_names``.
+
+    A tfclip engine trained with SIE has a second input, ``camera`` int32 ``[B]``: it gets ``cameras`` or, when
+    None, -1 (unknown: no camera embedding) for every video. An engine without it refuses cameras.
+
+    Raises:
+        BundleError: cameras for an engine without a camera input, or an engine whose inputs are neither.
+    """
+    if len(in_names) == 1:
+        if cameras is not None:
+            raise BundleError(f"{where}: this bundle's video encoder takes no camera input; encode without cameras")
+        return [frames]
+    if len(in_names) != 2:
+        raise BundleError(f"{where}: the video engine takes inputs {in_names}; expected frames (+ camera) — rebuild "
+                          "it with `tvreid export --trt`")
+    cams = np.full(frames.shape[0], -1, np.int32) if cameras is None else np.ascontiguousarray(cameras, np.int32)
+    by_name = {"frames": frames, "camera": cams}
+    if set(in_names) == set(by_name):
+        return [by_name[n] for n in in_names]  # bind by name when the engine keeps the ONNX names
+    return [frames, cams]  # else the ONNX order: frames, camera
+
+
 class TensorRTBackend(Backend):
     """Runs ``*.plan`` engines from the bundle (dynamic batch within the engine's profile)."""
 
@@ -90,19 +113,29 @@ class TensorRTBackend(Backend):
             profile = art.engine.profiles[0] if art.engine.profiles else None
             if profile:
                 self.max_batch = min(self.max_batch, int(profile[3][0]))
-        if "text_encoder" not in self.engines:
-            raise BundleError(f"{bundle.root}: no TensorRT text_encoder engine; build one with `tvreid export --trt`")
+        required = "video_encoder" if self.manifest.family == "tfclip" else "text_encoder"  # tfclip: no text tower
+        if required not in self.engines:
+            raise BundleError(f"{bundle.root}: no TensorRT {required} engine; build one with `tvreid export --trt`")
         self.stream = torch.cuda.Stream()
+
+    def _io_names(self, role: str) -> tuple[list[str], str]:
+        """``(input names in engine order, output name)`` of ``role``'s engine."""
+        if role not in self.engines:
+            raise BundleError(f"{self.bundle.root}: no TensorRT {role} engine; rebuild with `tvreid export --trt`")
+        engine = self.engines[role][1]
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT]
+        return inputs, next(n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.OUTPUT)
 
     def _execute(self, role: str, inputs: list[np.ndarray]) -> np.ndarray:
         torch = self.torch
-        if role not in self.engines:
-            raise BundleError(f"{self.bundle.root}: no TensorRT {role} engine; rebuild with `tvreid export --trt`")
-        _, engine, ctx = self.engines[role]
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        in_names = [n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT]
-        out_name = next(n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.OUTPUT)
-        keep = []
+        in_names, out_name = self._io_names(role)
+        if len(inputs) != len(in_names):
+            raise BundleError(f"{self.bundle.root}: the TensorRT {role} engine takes inputs {in_names}, got "
+                              f"{len(inputs)} array(s); the manifest and engine come from different exports — "
+                              "rebuild with `tvreid export --trt`")
+        ctx = self.engines[role][2]
+        keep = []  # device copies must live until the engine has run
         for name, arr in zip(in_names, inputs):
             dev = torch.from_numpy(np.ascontiguousarray(arr)).to("cuda", non_blocking=True)
             keep.append(dev)
@@ -119,8 +152,9 @@ class TensorRTBackend(Backend):
     def _run_text(self, ids, eot):
         return self._execute("text_encoder", [ids, eot])
 
-    def _run_video(self, frames):
-        return self._execute("video_encoder", [frames])
+    def _run_video(self, frames, cameras=None):
+        in_names, _ = self._io_names("video_encoder")
+        return self._execute("video_encoder", video_inputs(in_names, frames, cameras, str(self.bundle.root)))
 
     def _run_frames(self, frames):
         return self._execute("frame_encoder", [frames])

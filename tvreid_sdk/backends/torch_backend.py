@@ -42,7 +42,7 @@ class TorchBackend(Backend):
             raise BackendUnavailableError("fp16 in the torch backend needs a CUDA device; use precision='fp32'")
         bundle.read(art)  # hash check; the loader below re-validates header, shapes and finiteness
         try:
-            model = build_inference_towers(self.manifest.arch)
+            model = build_inference_towers(self.manifest.arch, **self._tower_options())
         except ConfigError as exc:
             raise BackendUnavailableError(f"{bundle.root}: {exc}; use the onnxruntime backend") from None
         try:
@@ -50,6 +50,13 @@ class TorchBackend(Backend):
         except ModelFormatError as exc:
             raise BundleError(f"{exc}; re-export the bundle") from None
         self.model = model.eval().to(self.device, self.dtype)
+
+    def _tower_options(self) -> dict:
+        """Sizes the architecture does not fix, from the manifest (tfclip: SIE rows and TMD depth)."""
+        if self.manifest.family != "tfclip":
+            return {}
+        info = self.manifest.export.get("tfclip", {})
+        return {"num_cameras": int(info.get("num_cameras", 0)), "tmd_layers": int(info.get("tmd_layers", 1))}
 
     def _normalise(self, frames: np.ndarray):
         from ..vision.preprocess import normalize_torch  # the one normalisation shared with training
@@ -64,10 +71,15 @@ class TorchBackend(Backend):
                                        torch.from_numpy(eot.astype(np.int64)).to(self.device))
             return torch.nn.functional.normalize(t.float(), dim=-1).cpu().numpy()
 
-    def _run_video(self, frames):
+    def _run_video(self, frames, cameras=None):
         torch = self.torch
         with torch.inference_mode():
-            v = self.model.encode_video(self._normalise(frames))
+            x = self._normalise(frames)  # [B,T,3,H,W]
+            if self.manifest.family == "tfclip":  # camera ids [B] feed SIE; None = every camera unknown
+                cams = None if cameras is None else torch.from_numpy(cameras.astype(np.int64)).to(self.device)
+                v = self.model.encode_video(x, cams)
+            else:
+                v = self.model.encode_video(x)
             return torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
 
     def _run_frames(self, frames):

@@ -5,19 +5,27 @@ import dataclasses
 import os
 
 from ..errors import ConfigError
-from .arch import ArchCfg, TextCfg, VisionCfg, get_arch
 from ..registry import Registry
+from .arch import ArchCfg, TextCfg, VisionCfg, get_arch
 from .clip import CFFATowers, CLIPTowers
+from .tfclip import TFCLIPTowers
 from .weights import load_weights
 
 #: family name → inference ``nn.Module`` class taking an :class:`ArchCfg` (what a bundle's weights load into).
 INFERENCE_TOWERS: Registry[type] = Registry("model family")
 INFERENCE_TOWERS.register("dmca", CLIPTowers)
 INFERENCE_TOWERS.register("cffa", CFFATowers)
+INFERENCE_TOWERS.register("tfclip", TFCLIPTowers)
 
 
-def build_inference_towers(arch: ArchCfg):
-    """The inference module of ``arch.family`` (random weights): :class:`CLIPTowers`, :class:`CFFATowers`...
+def build_inference_towers(arch: ArchCfg, **options):
+    """The inference module of ``arch.family`` (random weights): :class:`CLIPTowers`, :class:`CFFATowers`,
+    :class:`TFCLIPTowers`...
+
+    Args:
+        arch: the bundle's architecture.
+        **options: sizes the architecture does not fix, passed to the module (tfclip: ``num_cameras``,
+            ``tmd_layers``, from the bundle manifest's ``export["tfclip"]``).
 
     Raises:
         ConfigError: no inference module is registered for the family.
@@ -26,7 +34,8 @@ def build_inference_towers(arch: ArchCfg):
         cls = INFERENCE_TOWERS.get(arch.family)
     except KeyError as exc:
         raise ConfigError(f"{exc.args[0]}; this tvreid cannot run {arch.family!r} models in PyTorch") from None
-    return cls(arch)
+    return cls(arch, **options)
+
 
 _ARCH_FIELDS = {f.name for f in dataclasses.fields(ArchCfg)}
 _VISION_FIELDS = {f.name for f in dataclasses.fields(VisionCfg)}

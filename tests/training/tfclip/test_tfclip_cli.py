@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 from cli.main import cli
+from training.data import DATASETS
 
 FAST = ["--set", "optim.epochs=1", "--set", "run.eval_every=1", "--set", "data.num_frames=2"]
 
@@ -24,6 +25,9 @@ def test_train_resume_and_eval_a_tfclip_run(tiny_mars, tmp_path, one_thread):
     assert json.loads(meta["tvreid_arch"])["family"] == "tfclip" and meta["tvreid_num_frames"] == "2"
     tf = json.loads(meta["tvreid_tfclip"])
     assert tf["num_classes"] == 4 and tf["num_cameras"] == 6 and tf["data"]["dataset"] == "mars"
+    data = DATASETS.get("mars")(str(root), on_missing="fail")
+    cams = {t.camid for split in (data.train, data.query, data.gallery) for t in split}
+    assert tf["camera_index"] == {f"C{c + 1}": c for c in sorted(cams)}  # label (as `tvreid index` names it) -> SIE
     assert {"sie", "memory", "tmd.blocks.0.message_fc.weight", "ssp.out_proj.1.weight"} <= keys
     assert not any(k.startswith("text.") for k in keys)  # TF-CLIP has no text tower
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])

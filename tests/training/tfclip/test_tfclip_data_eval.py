@@ -90,3 +90,18 @@ def test_text_video_sets_are_refused(tmp_path):
     generate(tmp_path / "tv", ids=4, seed=1, fmt="tvmars", image_size=(64, 32), frames_per_tracklet=(4, 4))
     with pytest.raises(ConfigError, match="mars protocol"):
         load_video_dataset(TfclipDataSection(dataset="tvmars"), str(tmp_path / "tv"))
+
+
+def test_training_camera_index_names_each_sie_row_by_its_index_label(data, tmp_path):
+    from training.tfclip.checkpoint import save_tfclip, training_camera_index
+
+    cams = sorted({t.camid for split in (data.train, data.query, data.gallery) for t in split})
+    assert len(cams) > 2
+    full = training_camera_index(data, infer_num_cameras(data))
+    assert full == {f"C{c + 1}": c for c in cams}  # MARS C1 = camid 0 = SIE row 0, as `tvreid index` labels it
+    assert training_camera_index(data, 2) == {k: v for k, v in full.items() if v < 2}  # rows the table has
+    assert training_camera_index(data, 0) == {}  # no SIE: no camera is fed at deployment
+    small = TFCLIP(get_arch("tiny-tfclip"), TfclipModelSection(), 2, num_cameras=2)
+    with pytest.raises(ValueError, match="outside the model's 2 SIE rows"):
+        save_tfclip(small, tmp_path / "x.safetensors", TfclipDataSection(), camera_index={"C3": 2})
+    assert not (tmp_path / "x.safetensors").exists()

@@ -5,7 +5,7 @@ import torch
 from training.tfclip.config import TfclipModelSection
 from training.tfclip.losses import batch_hard_triplet
 from training.tfclip.model import TFCLIP
-from training.tfclip.modules import vision_tokens
+from tvreid_sdk.modeling.tfclip import vision_tokens
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import get_arch
 
