@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import importlib
-import importlib.metadata
 import os
 import tempfile
 from pathlib import Path
@@ -33,7 +32,7 @@ from tvreid_sdk.modeling.weights import save_safetensors
 
 from .formats import ExportFormat, selected_formats
 from .fp16 import convert_to_fp16
-from .onnx_export import OPSET, ROLES, export_graph, graph_spec, set_metadata
+from .onnx_export import OPSET, ROLES, export_graph, graph_spec, set_metadata, tool_versions
 from .optimize import check_fused_attention
 from tvreid_sdk.bundle.engine_safety import deserialize_checked, make_logger
 from .parity import (COS_MIN, GraphArtifact, cosine_rows, feeds_for, make_probe, require_passed, run_parity, summary,
@@ -68,18 +67,6 @@ def _human(size: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
-
-
-def _versions(api: TrtApi | None) -> dict[str, str]:
-    out = {}
-    for pkg in ("tvreid", "torch", "onnx", "onnxruntime", "safetensors"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    if api is not None:
-        out[api.runtime] = api.version
-    return out
 
 
 def _check_options(onnx_flag: bool, trt: bool, min_batch: int, opt_batch: int, max_batch: int) -> None:
@@ -183,7 +170,7 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
                                                 workspace_bytes=workspace_bytes, target_cc=trt_target,
                                                 progress=progress)
         export_info.update({
-            "tool_versions": _versions(api), "opset": OPSET, "exporter": "torch.onnx TorchScript (dynamo=False)",
+            "tool_versions": tool_versions(*((api.runtime, api.version) if api else ())), "opset": OPSET, "exporter": "torch.onnx TorchScript (dynamo=False)",
             "precision": "fp16" if fp16 else "fp32", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "source": {"file": ckpt.path.name}, "batch": {"min": min_batch, "opt": opt_batch, "max": max_batch},
         })

@@ -14,6 +14,7 @@ embedded and :func:`shape_subgraph_nodes` must find nothing.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
 import warnings
 from pathlib import Path
@@ -265,3 +266,16 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
         key = f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def tool_versions(trt_runtime: str | None = None, trt_version: str | None = None) -> dict[str, str]:
+    """Versions of the packages an export used (recorded in the bundle manifest), plus the TensorRT runtime if any."""
+    out = {}
+    for pkg in ("tvreid", "torch", "onnx", "onnxruntime", "safetensors"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    if trt_runtime:
+        out[trt_runtime] = trt_version or "unknown"
+    return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.metadata
 import json
 import os
 import types
@@ -48,7 +47,7 @@ from tvreid_sdk.modeling.weights import load_state_dict, save_safetensors
 from .checkpoint import _parse_meta, checkpoint_metadata, read_metadata, resolve_checkpoint, weights_digest
 from .fp16 import convert_to_fp16
 from .onnx_export import OPSET, GraphSpec, _set_io_shapes, _torch_export, fold_constants, set_metadata, \
-    shape_subgraph_nodes
+    shape_subgraph_nodes, tool_versions
 from .onnx_graphs import L2Normalize, _attend, _layer_norm, _PixelNormalize, _TransformerRunner
 from .parity import BATCH_ABS_TOL, COS_MIN, check_graph, cosine_rows, make_probe, require_passed
 from .tfclip_trt import EngineOptions, build_video_engine
@@ -273,18 +272,6 @@ def run_tfclip_parity(ckpt: TfclipCheckpoint, graphs: dict[str, tuple[str, Path]
     return report
 
 
-def _versions(engine: EngineOptions | None = None) -> dict[str, str]:
-    out = {}
-    for pkg in ("tvreid", "torch", "onnx", "onnxruntime", "safetensors"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    if engine is not None:
-        out[engine.api.runtime] = engine.api.version
-    return out
-
-
 def export_tfclip_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, *, fp16: bool = False,
                          overwrite: bool = False, progress: Callable[[str], None] = print, parity_seed: int = 0,
                          engine: EngineOptions | None = None) -> Bundle:
@@ -334,7 +321,7 @@ def export_tfclip_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, 
         for name, (precision, _) in graphs.items():
             writer.add(name, "onnx", role=ROLE, precision=precision, variant="default")
         export_info = {"embedding_dim": ckpt.embedding_dim, "parity": report, "fp16": fp16_info,
-                       "tool_versions": _versions(engine)}
+                       "tool_versions": tool_versions(*((engine.api.runtime, engine.api.version) if engine else ()))}
         if engine is not None:
             feeds = probe_inputs(ckpt, seed=parity_seed)
             export_info["trt"] = build_video_engine(
