@@ -47,12 +47,15 @@ def make_bench_bundle(arch_name: str, out: Path, device: str, progress=click.ech
     from tvreid_sdk.modeling.checkpoint import save_checkpoint
     from tvreid_sdk.errors import BackendUnavailableError
     from tvreid_sdk.modeling.arch import get_arch
-    from tvreid_sdk.modeling.clip import CLIPTowers
+    from tvreid_sdk.modeling.clip import CFFATowers, CLIPTowers
 
     gpu = device.startswith("cuda")
     torch.manual_seed(0)
-    ckpt = save_checkpoint(CLIPTowers(get_arch(arch_name)).eval(), out.with_name(out.name + ".safetensors"),
-                           num_frames=8 if arch_name.startswith(("dmca", "cffa")) else 4)
+    arch = get_arch(arch_name)
+    # cffa: towers + FLFR heads, still images (T = 1) as trained; its vectors are arch.output_dim long (1536)
+    towers = CFFATowers(arch) if arch.family == "cffa" else CLIPTowers(arch)
+    num_frames = 1 if arch.family == "cffa" else 8 if arch_name.startswith("dmca") else 4
+    ckpt = save_checkpoint(towers.eval(), out.with_name(out.name + ".safetensors"), num_frames=num_frames)
     trt = gpu and bool(importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx"))
     progress(f"exporting a random-weight {arch_name} bundle for the benchmark (fp16: {gpu}, TensorRT: {trt})")
     kwargs = dict(roles=("text_encoder", "video_encoder"), fp16=gpu, progress=lambda m: progress("  " + m))

@@ -42,21 +42,35 @@ def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, r
 @click.command(name="eval")
 @click.argument("run", type=click.Path(exists=True))
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Dataset format of --data (tvmars, cuhk-pedes, ...); default: detected from its layout, else the "
+                   "run's recipe.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def eval_cmd(run, data_root, as_json) -> None:
-    """Evaluate a run directory or checkpoint: t2v protocol (R1/R5/R10/mAP/mINP), or the mars protocol
-    (R1/R5/R10/R20/mAP) for a tfclip run."""
-    from training.tfclip.checkpoint import checkpoint_family
+def eval_cmd(run, data_root, dataset, as_json) -> None:
+    """Evaluate a run directory or checkpoint with its model family's protocol: t2v (R1/R5/R10/mAP/mINP; a cffa run
+    scores (cos_global + cos_local) / 2 as CFFA does), or the mars protocol (R1/R5/R10/R20/mAP) for a tfclip run."""
+    from training.tfclip.checkpoint import checkpoint_family  # reads the checkpoint's tvreid_arch metadata
 
-    if checkpoint_family(run) == "tfclip":
+    family = checkpoint_family(run)
+    if family == "tfclip":
         from training.tfclip.evaluate import evaluate_checkpoint
+
+        metrics = evaluate_checkpoint(run, data_root, dataset=dataset)
+    elif family == "cffa":
+        from training.cffa_eval import evaluate_cffa_checkpoint
+
+        metrics = evaluate_cffa_checkpoint(run, data_root, dataset=dataset)
     else:
+        from training.cffa_eval import detect_dataset
         from training.evaluate import evaluate_checkpoint
-    metrics = evaluate_checkpoint(run, data_root)
+
+        name = dataset or detect_dataset(data_root)
+        metrics = evaluate_checkpoint(run, data_root, **({"dataset": name} if name else {}))
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
-    click.echo(f"protocol {metrics['protocol']}: " + "  ".join(
+    score = f", score {metrics['score']}" if "score" in metrics else ""
+    click.echo(f"protocol {metrics['protocol']}{score}: " + "  ".join(
         f"{k} {metrics[k]:.2f}" for k in ("R1", "R5", "R10", "R20", "mAP", "mINP") if k in metrics))
 
 

@@ -7,7 +7,12 @@ MAL on both embeddings, the identity loss on the global ones, and IRRA's implici
 :class:`training.dmca.IRRBranch`, weight 1.4).
 
 Release facts (lqfhello/CFFA ``CFFA_Project``): ``tau`` 0.015, ``margin`` 0.1, ``select_ratio`` 0.3, MLM weight 1.4,
-ID weight 1, batch 64, 60 epochs, Adam lr 1e-5 with the FLFR heads at a fixed lr of 1e-3.
+ID weight 1, batch 64, 60 epochs, Adam lr 1e-5 with the FLFR heads at a base lr of 1e-3 (both under the warm-up +
+cosine schedule), IRRA's image augmentation (flip, pad 10 + random crop, random erasing 2–40 % with ``value=mean``;
+the recipe's data section, :func:`training.dataset.train_augment`).
+
+Evaluation (:func:`evaluate_joint`): IRRA's ``t2v`` protocol with the joint score, in the training loop and in
+``tvreid eval`` (:mod:`training.cffa_eval`).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tvreid_sdk.config import PreprocessCfg
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.clip import (FLFR_SELECT_RATIO, CLIPTowers, LocalEmbeddingHead, cffa_image_parts,
@@ -53,11 +59,13 @@ class CFFA(nn.Module):
         tau/margin: MAL temperature and margin.
         mlm_weight: weight of the MLM loss.
         select_ratio: share of tokens FLFR keeps.
+        mal_c: MAL's negative-term weight ``c``; default ``floor(1/B, 3)`` of each forward batch. The training loop
+            passes the recipe's global batch (:func:`build_cffa`), so a rank's slice under DDP keeps the release's c.
     """
 
     def __init__(self, arch: ArchCfg, losses: tuple[str, ...] = CFFA_LOSSES, num_classes: int = 0,
                  cmt_depth: int = 4, tau: float = TAU, margin: float = MARGIN, mlm_weight: float = MLM_WEIGHT,
-                 select_ratio: float = FLFR_SELECT_RATIO):
+                 select_ratio: float = FLFR_SELECT_RATIO, mal_c: float | None = None):
         super().__init__()
         unknown = [name for name in losses if name not in CFFA_LOSSES]
         if unknown or not losses:
@@ -69,6 +77,7 @@ class CFFA(nn.Module):
         self.arch = arch
         self.losses = tuple(losses)
         self.tau, self.margin, self.mlm_weight, self.select_ratio = tau, margin, mlm_weight, select_ratio
+        self.mal_c = mal_c
         d = arch.embed_dim
         self.towers = CLIPTowers(arch)
         self.flfr_visual = LocalEmbeddingHead(d, arch.local_dim)
@@ -112,8 +121,8 @@ class CFFA(nn.Module):
         pids = batch["pids"]
         out: dict[str, torch.Tensor] = {}
         if "mal" in self.losses:
-            out["mal_loss"] = (mal_loss(img_g, txt_g, pids, self.tau, self.margin)
-                               + mal_loss(img_l, txt_l, pids, self.tau, self.margin))
+            out["mal_loss"] = (mal_loss(img_g, txt_g, pids, self.tau, self.margin, self.mal_c)
+                               + mal_loss(img_l, txt_l, pids, self.tau, self.margin, self.mal_c))
         if "id" in self.losses:
             out["id_loss"] = id_loss(self.classifier, img_g, txt_g, pids)
         if self.irr is not None:
@@ -128,7 +137,8 @@ class CFFA(nn.Module):
 
 
 def build_cffa(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> CFFA:
-    """The model a recipe asks for (``model.losses``, ``model.cmt_depth``); MAL/FLFR hyper-parameters as released.
+    """The model a recipe asks for (``model.losses``, ``model.cmt_depth``); MAL/FLFR hyper-parameters as released,
+    MAL's ``c = floor(1/B, 3)`` from the recipe's batch size ``B`` (the global batch, also under DDP).
 
     Warns when the batch size unbalances MAL (see :func:`training.losses.mal_loss`: the release's ``c`` fits B = 64).
     """
@@ -138,7 +148,8 @@ def build_cffa(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> CFFA:
         warnings.warn(f"MAL with batch {cfg.data.batch_size}: c = floor(1/B, 3) gives c/tau = {ratio:.2f}, far from "
                       "the release's 1.0 (batch 64); the loss then has a degenerate minimum (all cosines pushed to "
                       "one side). Use data.batch_size=64 as released.", stacklevel=2)
-    return CFFA(arch, losses, num_classes=num_classes, cmt_depth=cfg.model.cmt_depth)
+    return CFFA(arch, losses, num_classes=num_classes, cmt_depth=cfg.model.cmt_depth,
+                mal_c=mal_coefficient(cfg.data.batch_size))
 
 
 def cffa_optimizer(model: nn.Module, cfg: OptimSection) -> torch.optim.Optimizer:
@@ -150,23 +161,45 @@ def cffa_optimizer(model: nn.Module, cfg: OptimSection) -> torch.optim.Optimizer
     return optimizer
 
 
+JOINT_SCORE = "(cos_global + cos_local) / 2"  # CFFA's test score, what the joint vectors' dot product computes
+
+
 @torch.no_grad()
-def evaluate_cffa(model: CFFA, data: Dataset, cfg: TrainCfg, device: torch.device, batch_size: int = 64) -> dict:
+def evaluate_joint(encoder: nn.Module, data: Dataset, preprocess: PreprocessCfg, num_frames: int, sampler: str,
+                   device: torch.device, *, cache_frames: bool = False, workers: int = 0,
+                   batch_size: int = 64) -> dict:
     """IRRA's protocol with CFFA's score: every caption of every test item queries every test item,
-    ``sim = (cos_global + cos_local) / 2``, matched by person id; R1/R5/R10/mAP/mINP."""
+    ``sim = (cos_global + cos_local) / 2``, matched by person id; R1/R5/R10/mAP/mINP.
+
+    Args:
+        encoder: a :class:`CFFA` training model or :class:`~tvreid_sdk.modeling.clip.CFFATowers` (both have
+            ``encode_video(frames [B,T,3,H,W])`` and ``encode_text(ids, eot)`` returning joint vectors).
+        data: the dataset; its query and gallery splits (captioned items) form the test set.
+        preprocess: the model's preprocessing. num_frames, sampler: T and the test frame sampler.
+
+    Returns:
+        :func:`training.metrics.evaluate_t2v`'s metrics plus ``score`` (:data:`JOINT_SCORE`).
+    """
     items = [t for t in (*data.query, *data.gallery) if t.captions]
     if not items:
         raise ValueError("the dataset has no captioned test items to evaluate on")
-    model.eval()
-    pre = model.arch.preprocess
-    ds = TrackletEvalSet(items, pre, cfg.data.num_frames, cfg.data.test_sampler, cache_frames=cfg.data.cache_frames)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=min(cfg.data.workers, 2))
-    gallery = torch.cat([model.encode_video(normalize_torch(frames.to(device), pre)) for frames in loader])  # [G,E]
+    encoder.eval()
+    ds = TrackletEvalSet(items, preprocess, num_frames, sampler, cache_frames=cache_frames)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers)
+    gallery = torch.cat([encoder.encode_video(normalize_torch(frames.to(device), preprocess)).float()
+                         for frames in loader])  # [G,E]
     captions = [c for t in items for c in t.captions]
     q_pids = np.array([t.pid for t in items for _ in t.captions])
     ids, eot = tokenize_captions(captions)
-    queries = torch.cat([model.encode_text(torch.from_numpy(ids[s:s + 256]).to(device),
-                                           torch.from_numpy(eot[s:s + 256]).to(device))
+    queries = torch.cat([encoder.encode_text(torch.from_numpy(ids[s:s + 256]).to(device),
+                                             torch.from_numpy(eot[s:s + 256]).to(device)).float()
                          for s in range(0, len(ids), 256)])  # [Q,E]
     sim = (queries @ gallery.t()).cpu().numpy()  # [Q,G] = (cos_g + cos_l) / 2
-    return evaluate_t2v(sim, q_pids, np.array([t.pid for t in items]))
+    return {**evaluate_t2v(sim, q_pids, np.array([t.pid for t in items])), "score": JOINT_SCORE}
+
+
+def evaluate_cffa(model: CFFA, data: Dataset, cfg: TrainCfg, device: torch.device, batch_size: int = 64) -> dict:
+    """:func:`evaluate_joint` of the training model with the recipe's data settings (the training loop's eval)."""
+    return evaluate_joint(model, data, model.arch.preprocess, cfg.data.num_frames, cfg.data.test_sampler, device,
+                          cache_frames=cfg.data.cache_frames, workers=min(cfg.data.workers, 2),
+                          batch_size=batch_size)

@@ -37,6 +37,11 @@ class DataSection(JsonCfg):
     all_captions: bool = False
     flip_prob: float = 0.5  # one horizontal flip decision per tracklet
     erasing_prob: float = 0.5  # random erasing, per frame
+    # IRRA/CFFA image augmentation (defaults = DMCA's; see tvreid_sdk.vision.augment.TrainAugment):
+    pad_crop: int = 0  # pad by this many pixels (black), then random-crop back to H×W; 0 = off (IRRA: 10)
+    erasing_area: tuple[float, float] = (0.02, 0.2)  # erased share of the frame (IRRA: 0.02-0.4)
+    erasing_fill: str = "random"  # random: one random colour (DMCA) | mean: RandomErasing(value=mean) after Normalize
+    erasing_style: str = "dmca"  # dmca: h/w uniform in [0.3, 3.33], 100 tries | torchvision: log-uniform [0.3, 3.3], 10
     workers: int = 2
     cache_frames: bool = False  # keep resized frames in memory (small datasets, CPU runs)
     on_missing: str = "fail"

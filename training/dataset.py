@@ -5,14 +5,21 @@ import numpy as np
 import torch
 
 from tvreid_sdk.config import PreprocessCfg
+from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.text import get_tokenizer
-from tvreid_sdk.vision.augment import random_erasing, random_horizontal_flip_sequence
+from tvreid_sdk.vision.augment import TrainAugment, normalized_fill_colour
 from tvreid_sdk.vision.decode import load_image
 from tvreid_sdk.vision.preprocess import resize_frame
 from tvreid_sdk.vision.sampling import sample_indices
 
+from .config import DataSection
 from .data.records import Tracklet
 from .masking import mask_tokens
+
+ERASING_STYLES = {  # erasing_style -> (aspect range, aspect sampling, attempts)
+    "dmca": ((0.3, 3.33), "uniform", 100),  # DMCA RandomSizedEarser
+    "torchvision": ((0.3, 3.3), "log-uniform", 10),  # torchvision RandomErasing (IRRA, CFFA)
+}
 
 
 class FrameCache:
@@ -32,6 +39,27 @@ class FrameCache:
         return frame
 
 
+def train_augment(data: DataSection, preprocess: PreprocessCfg) -> TrainAugment:
+    """The recipe's training augmentation (``data.flip_prob``, ``pad_crop``, ``erasing_*``) for ``preprocess``.
+
+    ``erasing_fill: mean`` is IRRA's ``RandomErasing(value=mean)`` applied after ``Normalize``: the colour that
+    normalises to ``preprocess.mean``.
+
+    Raises:
+        ConfigError: an unknown ``erasing_style`` or ``erasing_fill``, or invalid values.
+    """
+    if data.erasing_style not in ERASING_STYLES:
+        raise ConfigError(f"data.erasing_style {data.erasing_style!r} is unknown; use one of {sorted(ERASING_STYLES)}")
+    if data.erasing_fill not in ("random", "mean"):
+        raise ConfigError(f"data.erasing_fill {data.erasing_fill!r} is unknown; use random (DMCA) or mean (IRRA)")
+    aspect, sampling, attempts = ERASING_STYLES[data.erasing_style]
+    fill = "random" if data.erasing_fill == "random" else \
+        normalized_fill_colour(preprocess.mean, preprocess.mean, preprocess.std)
+    return TrainAugment(flip_prob=data.flip_prob, pad=data.pad_crop, erasing_prob=data.erasing_prob,
+                        erasing_area=tuple(data.erasing_area), erasing_aspect=aspect, erasing_aspect_sampling=sampling,
+                        erasing_fill=fill, erasing_attempts=attempts)
+
+
 def tokenize_captions(captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """All captions at once → ids ``int64 [N,77]``, EOT positions ``int64 [N]`` (over-long ones truncated)."""
     batch = get_tokenizer()(captions, truncate=True)
@@ -39,7 +67,7 @@ def tokenize_captions(captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TextVideoTrainSet(torch.utils.data.Dataset):
-    """(tracklet, caption) training pairs with DMCA's augmentation and MLM masking.
+    """(tracklet, caption) training pairs with the recipe's augmentation (DMCA's by default) and MLM masking.
 
     Every random draw comes from a generator seeded by ``(seed, epoch, index)``, so batches are
     identical whatever the number of workers, and a resumed run replays the same data.
@@ -51,11 +79,14 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         sampler: frame sampler name (``rrs_train`` in the release).
         all_captions: one item per caption instead of the first caption only.
         mlm_prob: masking probability for the ``msc`` loss (0 disables masking).
+        flip_prob, erasing_prob: DMCA's augmentation, used when ``augment`` is not given.
+        augment: the full augmentation (:func:`train_augment` of the recipe), e.g. IRRA's pad-and-crop.
     """
 
     def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int = 8,
                  sampler: str = "rrs_train", all_captions: bool = False, mlm_prob: float = 0.15,
-                 flip_prob: float = 0.5, erasing_prob: float = 0.5, seed: int = 1, cache_frames: bool = False):
+                 flip_prob: float = 0.5, erasing_prob: float = 0.5, seed: int = 1, cache_frames: bool = False,
+                 augment: TrainAugment | None = None):
         self.items: list[tuple[int, str]] = []
         for i, trk in enumerate(tracklets):
             caps = trk.captions if all_captions else trk.captions[:1]
@@ -66,7 +97,8 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         self.ids, self.eot = tokenize_captions([c for _, c in self.items])
         self.pids = np.array([tracklets[i].pid for i, _ in self.items], dtype=np.int64)  # [N]
         self.num_frames, self.sampler, self.mlm_prob = num_frames, sampler, mlm_prob
-        self.flip_prob, self.erasing_prob, self.seed = flip_prob, erasing_prob, seed
+        self.augment = augment or TrainAugment(flip_prob=flip_prob, erasing_prob=erasing_prob)
+        self.seed = seed
         self.cache = FrameCache(preprocess, cache_frames)
         self.epoch = 0
 
@@ -81,8 +113,7 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         trk = self.tracklets[self.items[index][0]]
         idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, rng)  # [T]
         frames = [self.cache.get(trk.frames[j], int(j)) for j in idx]
-        frames = random_horizontal_flip_sequence(frames, rng, p=self.flip_prob)
-        frames = [random_erasing(f, rng, p=self.erasing_prob) for f in frames]
+        frames = self.augment(frames, rng)  # flip -> pad-and-crop -> erasing, all from rng
         item = {
             "frames": torch.from_numpy(np.stack(frames)),  # [T,H,W,3] uint8
             "ids": torch.from_numpy(self.ids[index]),

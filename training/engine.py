@@ -27,7 +27,7 @@ from .config import OptimSection, TrainCfg, save_cfg
 from .data import DATASETS
 from .data.records import Dataset
 from .data.samplers import IdentityBalancedSampler, RandomBatchSampler
-from .dataset import TextVideoTrainSet, TrackletEvalSet, tokenize_captions
+from .dataset import TextVideoTrainSet, TrackletEvalSet, tokenize_captions, train_augment
 from .dmca import DMCA
 from .losses import parse_loss_names
 from .metrics import evaluate_t2v
@@ -230,7 +230,8 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
     uses_mlm = bool(set(parse_loss_names(cfg.model.losses)) & set(MLM_LOSSES))
     train_set = TextVideoTrainSet(list(data.train), arch.preprocess, cfg.data.num_frames, cfg.data.train_sampler,
                                   cfg.data.all_captions, cfg.model.mlm_prob if uses_mlm else 0.0,
-                                  cfg.data.flip_prob, cfg.data.erasing_prob, cfg.run.seed, cfg.data.cache_frames)
+                                  cfg.data.flip_prob, cfg.data.erasing_prob, cfg.run.seed, cfg.data.cache_frames,
+                                  augment=train_augment(cfg.data, arch.preprocess))
     model = build_model(cfg, data.num_train_pids).to(device)
     if cfg.run.grad_checkpointing:
         model.towers.set_grad_checkpointing(True)

@@ -1,4 +1,5 @@
-"""synth (CUHK-PEDES format) → train cffa → export → index the test images → match by text and by example image."""
+"""synth (CUHK-PEDES format) → train cffa → eval → export → index the test images → match by text and by example
+image; bench on a cffa bundle."""
 import json
 import shutil
 
@@ -91,3 +92,101 @@ def test_index_detects_icfg_pedes_and_rstpreid_layouts(pedes_root, test_images, 
         assert all(len(r.frame_paths) == 1 and r.camera == "unknown" for r in records)
     _, named = _records_from_source(str(icfg), "cam7")
     assert {r.camera for r in named} == {"cam7"}
+
+
+# -- tvreid eval on a cffa run: IRRA's t2v protocol with CFFA's joint score ------------------------------------------
+
+def _reference_metrics(run, pedes_root):
+    """Global-only and joint t2v metrics of the run's checkpoint, computed here without the eval command."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    from training.data import DATASETS
+    from training.dataset import tokenize_captions
+    from training.metrics import evaluate_t2v
+    from tvreid_sdk.modeling.arch import get_arch
+    from tvreid_sdk.modeling.clip import CFFATowers
+    from tvreid_sdk.vision.decode import load_image
+    from tvreid_sdk.vision.preprocess import normalize_torch, resize_frame
+
+    arch = get_arch("tiny-cffa")
+    towers = CFFATowers(arch)
+    towers.load_state_dict({k: v for k, v in load_file(str(run / "best.safetensors")).items()
+                            if k.startswith(("visual.", "text.", "flfr_"))})
+    towers.eval()
+    items = list(DATASETS.get("cuhk-pedes")(str(pedes_root)).gallery)
+    frames = np.stack([resize_frame(load_image(t.frames[0]), arch.preprocess) for t in items])
+    ids, eot = tokenize_captions([c for t in items for c in t.captions])
+    q_pids = np.array([t.pid for t in items for _ in t.captions])
+    g_pids = np.array([t.pid for t in items])
+    with torch.no_grad():
+        ig, il = towers.image_parts(normalize_torch(torch.from_numpy(frames), arch.preprocess))
+        tg, tl = towers.text_parts(torch.from_numpy(ids), torch.from_numpy(eot))
+    cos_g = (F.normalize(tg, dim=-1) @ F.normalize(ig, dim=-1).t()).numpy()
+    cos_l = (F.normalize(tl, dim=-1) @ F.normalize(il, dim=-1).t()).numpy()
+    return evaluate_t2v(cos_g, q_pids, g_pids), evaluate_t2v((cos_g + cos_l) / 2, q_pids, g_pids)
+
+
+def test_eval_of_a_cffa_run_uses_the_joint_score_on_every_caption(run_cli, cffa_bundle, pedes_root, test_images):
+    run = cffa_bundle.parent / "run"
+    got = json.loads(run_cli("eval", run, "--data", pedes_root, "--json").output)
+    assert got["protocol"] == "t2v" and got["score"] == "(cos_global + cos_local) / 2"
+    assert got["dataset"] == "cuhk-pedes" and got["num_queries"] == 2 * len(test_images)  # every caption queries
+    global_only, joint = _reference_metrics(run, pedes_root)
+    for key in ("R1", "R5", "R10", "mAP", "mINP"):
+        assert got[key] == pytest.approx(joint[key], abs=1e-6), key
+    assert any(abs(global_only[k] - joint[k]) > 1e-3 for k in ("mAP", "mINP"))  # the joint score is not CLS-only
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "test_R1" in line][-1]
+    assert got["mAP"] == pytest.approx(logged["test_mAP"], abs=1e-4)  # the training loop's evaluation, reproduced
+    table = run_cli("eval", run / "best.safetensors", "--data", pedes_root).output
+    assert table.startswith("protocol t2v, score (cos_global + cos_local) / 2: R1 ") and "mINP" in table
+
+
+def test_eval_finds_the_dataset_format_or_says_how_to_name_it(run_cli, cffa_bundle, pedes_root, tmp_path):
+    run = cffa_bundle.parent / "run"
+    icfg = tmp_path / "data" / "ICFG-PEDES"  # IRRA style: the parent of the dataset directory works too
+    shutil.copytree(pedes_root / "imgs", icfg / "imgs")
+    shutil.copy(pedes_root / "reid_raw.json", icfg / "ICFG-PEDES.json")
+    detected = json.loads(run_cli("eval", run, "--data", icfg.parent, "--json").output)
+    named = json.loads(run_cli("eval", run, "--data", icfg, "--dataset", "icfg-pedes", "--json").output)
+    assert detected["dataset"] == named["dataset"] == "icfg-pedes" and detected["mAP"] == named["mAP"]
+    lone = tmp_path / "lone.safetensors"  # no config.json beside it, and a root with no known layout
+    shutil.copy(run / "best.safetensors", lone)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = run_cli("eval", lone, "--data", empty, ok=False)
+    assert failed.exit_code == 2 and "pass --dataset" in failed.output and "cuhk-pedes" in failed.output
+    wrong = run_cli("eval", run, "--data", empty, ok=False)  # the recipe says cuhk-pedes, whose file is absent
+    assert wrong.exit_code == 2 and "reid_raw.json" in wrong.output
+
+
+def test_eval_refuses_a_cffa_checkpoint_without_its_flfr_heads(cffa_bundle, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from training.cffa_eval import load_cffa_towers
+    from tvreid_sdk.errors import ModelFormatError
+
+    src = cffa_bundle.parent / "run" / "best.safetensors"
+    with safe_open(str(src), framework="pt") as fh:
+        meta = fh.metadata()
+        state = {k: fh.get_tensor(k) for k in fh.keys() if not k.startswith("flfr_text.")}
+    save_file(state, str(tmp_path / "headless.safetensors"), metadata=meta)
+    towers, arch, num_frames, _ = load_cffa_towers(src)
+    assert arch.family == "cffa" and num_frames == 1 and not towers.training
+    with pytest.raises(ModelFormatError, match="flfr_text"):
+        load_cffa_towers(tmp_path / "headless.safetensors")
+
+
+def test_bench_generates_and_times_a_cffa_bundle_with_its_joint_vector_length(run_cli, tmp_path):
+    report_path = tmp_path / "bench.json"
+    run_cli("bench", "--quick", "--arch", "tiny-cffa", "--keep-bundle", tmp_path / "b", "--tasks",
+            "video_embed,text_query", "--backends", "ort-cpu", "--matchers", "numpy", "--gallery-sizes", "1e3",
+            "--e2e-gallery-size", "1e3", "--quiet", "--json", report_path)
+    report = json.loads(report_path.read_text())
+    assert report["bundle"]["embed_dim"] == 192 and report["bundle"]["num_frames"] == 1  # 64 + 128, still images
+    assert load_bundle(tmp_path / "b").manifest.family == "cffa"
+    tasks = {row["task"] for row in report["rows"]}
+    assert {"video_embed", "text_query"} <= tasks and not report["skipped"]

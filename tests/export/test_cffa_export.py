@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 from export.build import export_bundle
 from export.cffa_graphs import export_graph as export_cffa_graph
-from export.checkpoint import save_checkpoint
+from tvreid_sdk.modeling.checkpoint import save_checkpoint
 from export.onnx_export import op_counts, shape_subgraph_nodes
 from training.cffa import CFFA
 from training.checkpoint import save_model

@@ -27,7 +27,7 @@ def cffa_towers():
 @pytest.fixture(scope="module")
 def cffa_bundle(cffa_towers, tmp_path_factory):
     from export.build import export_bundle
-    from export.checkpoint import save_checkpoint
+    from tvreid_sdk.modeling.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("cffa-sdk")
     ckpt = save_checkpoint(cffa_towers, root / "cffa.safetensors", num_frames=1)  # towers + flfr_* heads

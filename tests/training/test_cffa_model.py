@@ -227,3 +227,27 @@ def test_faithful_recipe_and_one_real_size_forward():
     with torch.no_grad():  # a backward pass at this size costs a minute on a 2-core box; shapes are what matter here
         out = model(_batch(arch, pids=(0, 1)))
     assert torch.isfinite(out["loss"]) and out["mlm_loss"] > 1.4 * 5 and out["mal_loss"] > 0
+
+
+def test_mal_weight_comes_from_the_recipe_batch_so_a_ddp_slice_keeps_the_release_c():
+    from training.cffa import build_cffa
+
+    cfg = load_recipe("cffa_synthetic_tiny")  # batch 64 -> c = 0.015
+    arch = get_arch(cfg.model.arch)
+    torch.manual_seed(0)
+    model = build_cffa(cfg, arch, num_classes=4)
+    assert model.mal_c == 0.015
+    batch = _batch(arch)  # a 6-item slice, as one rank of 10 would see: floor(1/6, 3) = 0.166 would be far off
+    model.train()
+    torch.manual_seed(1)
+    out = model(batch)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        img_g, img_l, _ = model.image_parts(batch["frames"])
+        txt_g, txt_l = model.text_parts(batch["ids"], batch["eot"])
+    pids = batch["pids"]
+    expected = mal_loss(img_g, txt_g, pids, coefficient=0.015) + mal_loss(img_l, txt_l, pids, coefficient=0.015)
+    per_batch_c = mal_loss(img_g, txt_g, pids) + mal_loss(img_l, txt_l, pids)
+    torch.testing.assert_close(out["mal_loss"].detach(), expected, rtol=1e-4, atol=1e-5)
+    assert abs(float(per_batch_c) - float(expected)) > 1e-3
+    assert CFFA(arch, ("mal",)).mal_c is None  # a bare model keeps floor(1/B, 3) of each batch

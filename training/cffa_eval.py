@@ -1,0 +1,116 @@
+"""``tvreid eval`` for ``cffa`` checkpoints: IRRA's ``t2v`` protocol with CFFA's joint score.
+
+A cffa checkpoint (``tvreid train`` with a cffa recipe) holds the towers (``visual.*``, ``text.*``), the FLFR heads
+(``flfr_visual.*``, ``flfr_text.*``) and training-only modules (``irr.*``, ``classifier.*``, ignored here). The
+evaluation is the training loop's (:func:`training.cffa.evaluate_joint`): every test caption against every test
+image, ``sim = (cos_global + cos_local) / 2``, R1/R5/R10/mAP/mINP matched by person id.
+
+The dataset format comes from, in order: the ``dataset`` argument, the layout of the data root
+(:func:`detect_dataset`), the run's ``config.json`` next to the checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from tvreid_sdk.config import SamplerCfg
+from tvreid_sdk.errors import ConfigError, ModelFormatError
+from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.checkpoint import parse_checkpoint_meta, read_metadata, resolve_checkpoint
+from tvreid_sdk.modeling.clip import CFFATowers
+from tvreid_sdk.modeling.weights import load_state_dict
+
+from .cffa import evaluate_joint
+from .data import DATASETS
+from .data.pedes import CUHK_PEDES, ICFG_PEDES, RSTPREID
+
+INFERENCE_PREFIXES = ("visual.", "text.", "flfr_visual.", "flfr_text.")  # what CFFATowers holds
+
+
+def detect_dataset(root: str | os.PathLike) -> str | None:
+    """The dataset name whose released layout ``root`` holds: ``cuhk-pedes`` / ``icfg-pedes`` / ``rstpreid`` (the
+    annotation file in ``root`` or ``root/<title>``, as IRRA accepts), ``tvmars`` (``train_info/`` or
+    ``test_gallery_info/``); ``None`` when none matches."""
+    root = Path(root)
+    for fmt in (CUHK_PEDES, ICFG_PEDES, RSTPREID):
+        if any((base / name).is_file() for base in (root, root / fmt.title) for name in fmt.annotation_files):
+            return fmt.name
+    if (root / "test_gallery_info").is_dir() or (root / "train_info").is_dir():
+        return "tvmars"
+    return None
+
+
+def _run_dataset(checkpoint: Path) -> str | None:
+    """``data.dataset`` of the run's ``config.json`` beside ``checkpoint`` (None when absent or unreadable)."""
+    try:
+        return str(json.loads((checkpoint.parent / "config.json").read_text())["data"]["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def resolve_dataset(checkpoint: Path, data_root: str | os.PathLike, dataset: str | None = None) -> str:
+    """Which loader reads ``data_root`` (see the module docstring for the order).
+
+    Raises:
+        ConfigError: nothing tells the format.
+    """
+    name = dataset or detect_dataset(data_root) or _run_dataset(checkpoint)
+    if not name:
+        raise ConfigError(f"cannot tell the dataset format of {data_root} (no CUHK-PEDES / ICFG-PEDES / RSTPReid "
+                          "annotation file, no TV-MARS info directories, no config.json beside the checkpoint); pass "
+                          f"--dataset with one of: {', '.join(DATASETS.names())}")
+    return name
+
+
+def load_cffa_towers(path: str | os.PathLike) -> tuple[CFFATowers, ArchCfg, int, SamplerCfg]:
+    """:class:`CFFATowers` (eval mode, fp32, CPU) plus arch, T and test sampler of a cffa checkpoint or run directory.
+
+    Raises:
+        ModelFormatError: unreadable file, no tvreid metadata, not a cffa arch, or weights that do not fit it.
+    """
+    ckpt = resolve_checkpoint(path)
+    state = load_state_dict(ckpt)  # header checks, finite values; never unpickles
+    arch, num_frames, sampler = parse_checkpoint_meta(ckpt, read_metadata(ckpt))
+    if arch.family != "cffa":
+        raise ModelFormatError(f"{ckpt}: arch {arch.name!r} is of family {arch.family!r}, not cffa; evaluate it with "
+                               "its own family's evaluation (`tvreid eval` picks it from the checkpoint)")
+    towers = CFFATowers(arch)
+    wanted = {k: v.float() for k, v in state.items() if k.startswith(INFERENCE_PREFIXES)}
+    target = towers.state_dict()
+    missing = sorted(set(target) - set(wanted))
+    unexpected = sorted(set(wanted) - set(target))
+    wrong = [f"{k}: file {list(v.shape)} vs arch {list(target[k].shape)}"
+             for k, v in wanted.items() if k in target and v.shape != target[k].shape]
+    if missing or unexpected or wrong:
+        raise ModelFormatError(f"{ckpt}: the weights do not fit cffa arch {arch.name!r} (missing {missing[:3]}, "
+                               f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}); evaluate a checkpoint written "
+                               "by `tvreid train` with a cffa recipe")
+    towers.load_state_dict(wanted)
+    return towers.eval(), arch, num_frames, sampler
+
+
+def evaluate_cffa_checkpoint(path: str | os.PathLike, data_root: str | os.PathLike, dataset: str | None = None,
+                             device: str = "auto") -> dict:
+    """``t2v`` metrics with CFFA's joint score of a cffa checkpoint (or run directory) on ``data_root``'s test split.
+
+    Args:
+        path: a ``.safetensors`` checkpoint, a run directory (``best``, else ``last``) or a bundle directory.
+        data_root: dataset root in its released layout.
+        dataset: loader name (``cuhk-pedes``...); default: detected (see :func:`resolve_dataset`).
+        device: ``auto``, ``cpu``, ``cuda``...
+
+    Returns:
+        R1/R5/R10/mAP/mINP (percent), ``protocol`` ``t2v``, ``score``, ``num_queries``, ``dataset``.
+    """
+    from .engine import resolve_device
+
+    towers, arch, num_frames, sampler = load_cffa_towers(path)
+    name = resolve_dataset(resolve_checkpoint(path), data_root, dataset)
+    data = DATASETS.get(name)(str(data_root))
+    dev = resolve_device(device)
+    with torch.inference_mode():
+        metrics = evaluate_joint(towers.to(dev), data, arch.preprocess, num_frames, sampler.name, dev)
+    return {**metrics, "dataset": name}
