@@ -32,35 +32,28 @@ def synth(out: str, ids: int, seed: int, fmt: str, image_size: str | None, overw
     click.echo(str(summary))
 
 
-def _pedes_kind(root: Path) -> str | None:
-    """``cuhk-pedes`` / ``icfg-pedes`` / ``rstpreid`` when ``root`` (or ``root/<title>``) holds that annotation file."""
-    from training.data.pedes import CUHK_PEDES, ICFG_PEDES, RSTPREID
-
-    for fmt in (CUHK_PEDES, ICFG_PEDES, RSTPREID):
-        if any((base / name).is_file() for base in (root, root / fmt.title) for name in fmt.annotation_files):
-            return fmt.name
-    return None
-
-
 def _records_from_source(source: str, camera: str | None):
     """TV-MARS root, MARS root, CUHK-PEDES / ICFG-PEDES / RSTPReid root (test images, one item each), or a folder
     of tracklet folders → gallery records."""
     from tvreid_sdk.gallery import TrackletRecord
     from tvreid_sdk.indexing import camera_label, discover_tracklet_folders
 
+    from training.data.detect import PEDES_FORMATS, detect_format
+
     root = Path(source)
-    pedes = _pedes_kind(root)
-    kind = "tvmars" if (root / "test_gallery_info").is_dir() or (root / "train_info").is_dir() else \
-        "mars" if (root / "info" / "tracks_test_info.mat").is_file() else pedes or "folders"
+    kind = detect_format(root) or "folders"
     if kind == "folders":
         return kind, discover_tracklet_folders(root, camera)
     from training.data import DATASETS
 
     data = DATASETS.get(kind)(str(root), on_missing="fail")
     split = list(data.query) + list(data.gallery) or list(data.train)
-    records = [TrackletRecord(key=t.track_id, camera=camera or ("unknown" if kind == pedes else camera_label(t.camid)),
-                              source=str(root), frame_paths=tuple(t.frames), person_id=t.raw_pid or str(t.pid),
-                              caption=t.captions[0] if t.captions else None) for t in split]
+    def camera_of(t) -> str:  # still-image datasets have no cameras
+        return camera or ("unknown" if kind in PEDES_FORMATS else camera_label(t.camid))
+
+    records = [TrackletRecord(key=t.track_id, camera=camera_of(t), source=str(root), frame_paths=tuple(t.frames),
+                              person_id=t.raw_pid or str(t.pid), caption=t.captions[0] if t.captions else None)
+               for t in split]
     return kind, records
 
 

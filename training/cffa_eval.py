@@ -25,22 +25,15 @@ from tvreid_sdk.modeling.weights import load_state_dict
 
 from .cffa import evaluate_joint
 from .data import DATASETS
-from .data.pedes import CUHK_PEDES, ICFG_PEDES, RSTPREID
+from .data.detect import TEXT_FORMATS, detect_format
 
 INFERENCE_PREFIXES = ("visual.", "text.", "flfr_visual.", "flfr_text.")  # what CFFATowers holds
 
 
 def detect_dataset(root: str | os.PathLike) -> str | None:
-    """The dataset name whose released layout ``root`` holds: ``cuhk-pedes`` / ``icfg-pedes`` / ``rstpreid`` (the
-    annotation file in ``root`` or ``root/<title>``, as IRRA accepts), ``tvmars`` (``train_info/`` or
-    ``test_gallery_info/``); ``None`` when none matches."""
-    root = Path(root)
-    for fmt in (CUHK_PEDES, ICFG_PEDES, RSTPREID):
-        if any((base / name).is_file() for base in (root, root / fmt.title) for name in fmt.annotation_files):
-            return fmt.name
-    if (root / "test_gallery_info").is_dir() or (root / "train_info").is_dir():
-        return "tvmars"
-    return None
+    """The captioned dataset format ``root`` holds (:func:`training.data.detect.detect_format`), else None."""
+    name = detect_format(root)
+    return name if name in TEXT_FORMATS else None
 
 
 def _run_dataset(checkpoint: Path) -> str | None:
