@@ -8,7 +8,6 @@ import click
 from tvreid_sdk.errors import ConfigError
 
 
-
 @click.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write the dataset to.")
 @click.option("--ids", default=20, show_default=True, type=click.IntRange(1, 100000), help="Number of identities.")
@@ -29,7 +28,11 @@ def synth(out: str, ids: int, seed: int, fmt: str, image_size: str | None, overw
             raise ConfigError(f"--image-size {image_size!r}: write HEIGHTxWIDTH, e.g. 256x128") from None
         opts["image_size"] = (h, w)
     summary = generate(out, ids=ids, seed=seed, fmt=fmt, **opts)
-    click.echo(str(summary))
+    h, w = summary.image_size
+    click.echo(f"wrote {summary.fmt} dataset {summary.out_dir}: {summary.ids} identities, {summary.tracklets} "
+               f"tracklets, {summary.frames} frames of {h}x{w}, {summary.captions} captions in {summary.elapsed_s:.1f} s")
+    for name, split in summary.splits.items():
+        click.echo(f"  {name:<10} {split.ids:>6} ids {split.tracklets:>7} tracklets {split.frames:>8} frames")
 
 
 def _records_from_source(source: str, camera: str | None):
