@@ -9,7 +9,10 @@ MAL on both embeddings, the identity loss on the global ones, and IRRA's implici
 Release facts (lqfhello/CFFA ``CFFA_Project``): ``tau`` 0.015, ``margin`` 0.1, ``select_ratio`` 0.3, MLM weight 1.4,
 ID weight 1, batch 64, 60 epochs, Adam lr 1e-5 with the FLFR heads at a base lr of 1e-3 (both under the warm-up +
 cosine schedule), IRRA's image augmentation (flip, pad 10 + random crop, random erasing 2–40 % with ``value=mean``;
-the recipe's data section, :func:`training.dataset.train_augment`).
+the recipe's data section, :func:`training.dataset.train_augment`). Three release behaviours are recipe options (on
+in ``cffa_cuhkpedes_vitb16``, off by default): text attention dropout 0.05 in training (``model.text_attn_dropout``),
+caption augmentation ``txt_aug`` (``data.text_aug_prob``, :mod:`training.text_aug`), and MAL/ID on the MLM-masked
+caption (``model.contrast_on_masked``).
 
 Evaluation (:func:`evaluate_joint`): IRRA's ``t2v`` protocol with the joint score, in the training loop and in
 ``tvreid eval`` (:mod:`training.cffa_eval`).
@@ -61,11 +64,16 @@ class CFFA(nn.Module):
         select_ratio: share of tokens FLFR keeps.
         mal_c: MAL's negative-term weight ``c``; default ``floor(1/B, 3)`` of each forward batch. The training loop
             passes the recipe's global batch (:func:`build_cffa`), so a rank's slice under DDP keeps the release's c.
+        contrast_on_masked: the MAL (global and local) and ID losses encode the MLM-masked caption
+            (``batch["mlm_ids"]``) instead of the clean one. The IRRA/CFFA release does this by accident (its caption
+            ids share memory with the masked copy, anosorae/IRRA issue 13; undoing it cost accuracy there). Needs
+            the ``mlm`` loss; the MLM branch still encodes the masked caption in its own forward, as released.
     """
 
     def __init__(self, arch: ArchCfg, losses: tuple[str, ...] = CFFA_LOSSES, num_classes: int = 0,
                  cmt_depth: int = 4, tau: float = TAU, margin: float = MARGIN, mlm_weight: float = MLM_WEIGHT,
-                 select_ratio: float = FLFR_SELECT_RATIO, mal_c: float | None = None):
+                 select_ratio: float = FLFR_SELECT_RATIO, mal_c: float | None = None,
+                 contrast_on_masked: bool = False):
         super().__init__()
         unknown = [name for name in losses if name not in CFFA_LOSSES]
         if unknown or not losses:
@@ -74,8 +82,13 @@ class CFFA(nn.Module):
         if arch.family != "cffa":
             raise ConfigError(f"arch {arch.name!r} has family {arch.family!r}; CFFA needs a cffa arch such as "
                               "cffa-vit-b16 or tiny-cffa")
+        if contrast_on_masked and "mlm" not in losses:
+            raise ConfigError("model.contrast_on_masked encodes the MLM-masked caption for MAL/ID, but the losses "
+                              f"{'+'.join(losses)} have no mlm; add mlm to model.losses or set contrast_on_masked "
+                              "to false")
         self.arch = arch
         self.losses = tuple(losses)
+        self.contrast_on_masked = contrast_on_masked
         self.tau, self.margin, self.mlm_weight, self.select_ratio = tau, margin, mlm_weight, select_ratio
         self.mal_c = mal_c
         d = arch.embed_dim
@@ -115,9 +128,11 @@ class CFFA(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss terms for one batch (the keys of :meth:`training.dmca.DMCA.forward`; MLM needs ``mlm_ids``/
         ``mlm_labels``). Returns ``mal_loss`` (global + local), ``mlm_loss`` (weighted), ``id_loss`` (for the selected
-        losses), ``mlm_acc`` and ``loss`` (the sum of the ``*_loss`` terms)."""
+        losses), ``mlm_acc`` and ``loss`` (the sum of the ``*_loss`` terms). With ``contrast_on_masked`` the MAL/ID
+        text embeddings come from ``mlm_ids`` (masking keeps the EOT position)."""
         img_g, img_l, img_tokens = self.image_parts(batch["frames"])
-        txt_g, txt_l = self.text_parts(batch["ids"], batch["eot"])
+        caption = batch["mlm_ids"] if self.contrast_on_masked else batch["ids"]  # [B,77]
+        txt_g, txt_l = self.text_parts(caption, batch["eot"])
         pids = batch["pids"]
         out: dict[str, torch.Tensor] = {}
         if "mal" in self.losses:
@@ -137,7 +152,8 @@ class CFFA(nn.Module):
 
 
 def build_cffa(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> CFFA:
-    """The model a recipe asks for (``model.losses``, ``model.cmt_depth``); MAL/FLFR hyper-parameters as released,
+    """The model a recipe asks for (``model.losses``, ``model.cmt_depth``, ``model.contrast_on_masked``; ``arch``
+    carries ``model.text_attn_dropout``, :func:`training.config.resolve_arch`); MAL/FLFR hyper-parameters as released,
     MAL's ``c = floor(1/B, 3)`` from the recipe's batch size ``B`` (the global batch, also under DDP).
 
     Warns when the batch size unbalances MAL (see :func:`training.losses.mal_loss`: the release's ``c`` fits B = 64).
@@ -149,7 +165,7 @@ def build_cffa(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> CFFA:
                       "the release's 1.0 (batch 64); the loss then has a degenerate minimum (all cosines pushed to "
                       "one side). Use data.batch_size=64 as released.", stacklevel=2)
     return CFFA(arch, losses, num_classes=num_classes, cmt_depth=cfg.model.cmt_depth,
-                mal_c=mal_coefficient(cfg.data.batch_size))
+                mal_c=mal_coefficient(cfg.data.batch_size), contrast_on_masked=cfg.model.contrast_on_masked)
 
 
 def cffa_optimizer(model: nn.Module, cfg: OptimSection) -> torch.optim.Optimizer:

@@ -10,6 +10,7 @@ import yaml
 
 from tvreid_sdk.config import JsonCfg
 from tvreid_sdk.errors import ConfigError
+from tvreid_sdk.modeling.arch import ArchCfg, get_arch
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
 
@@ -23,6 +24,10 @@ class ModelSection(JsonCfg):
     mlm_prob: float = 0.15
     init_clip: str = ""  # OpenAI/open_clip CLIP weights to start from; empty = random init
     allow_torchscript: bool = False  # accept OpenAI's TorchScript .pt archives for init_clip (they are code)
+    text_attn_dropout: float = 0.0  # training-mode dropout on the text tower's attention weights (CFFA release: 0.05)
+    # cffa family: the MAL/ID losses encode the MLM-masked caption, as the IRRA/CFFA release does (its caption ids
+    # share memory with the masked copy); needs the mlm loss. False = the clean caption, as the papers describe.
+    contrast_on_masked: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +40,10 @@ class DataSection(JsonCfg):
     batch_sampler: str = "random"  # random | identity
     num_instances: int = 4  # K tracklets per identity for the identity sampler
     all_captions: bool = False
+    # CFFA's txt_aug: each word token, with this probability, becomes <|mask|> (60%), a random id (20%) or is deleted
+    # (20%), before MLM masking; the augmented caption feeds every loss (training.text_aug). 0 = off (release: 0.2).
+    text_aug_prob: float = 0.0
+    drop_last: bool = True  # random batch sampler: drop the last incomplete batch (IRRA/CFFA's DataLoader keeps it)
     flip_prob: float = 0.5  # one horizontal flip decision per tracklet
     erasing_prob: float = 0.5  # random erasing, per frame
     # IRRA/CFFA image augmentation (defaults = DMCA's; see tvreid_sdk.vision.augment.TrainAugment):
@@ -138,6 +147,22 @@ def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Train
                 raise ConfigError(f"override {text!r}: {part} is not a section")
         node[path[-1]] = value
     return TrainCfg.from_dict(data)
+
+
+def resolve_arch(model: ModelSection) -> ArchCfg:
+    """The registered architecture ``model.arch`` with the recipe's overrides applied (``text_attn_dropout``).
+
+    Raises:
+        KeyError: an unknown arch name (the message lists the registered ones).
+        ConfigError: an out-of-range override.
+    """
+    arch = get_arch(model.arch)
+    if model.text_attn_dropout != arch.text.attn_dropout:
+        try:
+            arch = arch.replace(text=arch.text.replace(attn_dropout=model.text_attn_dropout))
+        except ValueError as exc:
+            raise ConfigError(f"model.text_attn_dropout: {exc}; use e.g. 0.05 (CFFA) or 0 (off)") from None
+    return arch
 
 
 def save_cfg(cfg: TrainCfg, path: Path) -> None:

@@ -15,6 +15,7 @@ from tvreid_sdk.vision.sampling import sample_indices
 from .config import DataSection
 from .data.records import Tracklet
 from .masking import mask_tokens
+from .text_aug import augment_caption
 
 ERASING_STYLES = {  # erasing_style -> (aspect range, aspect sampling, attempts)
     "dmca": ((0.3, 3.33), "uniform", 100),  # DMCA RandomSizedEarser
@@ -81,12 +82,16 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         mlm_prob: masking probability for the ``msc`` loss (0 disables masking).
         flip_prob, erasing_prob: DMCA's augmentation, used when ``augment`` is not given.
         augment: the full augmentation (:func:`train_augment` of the recipe), e.g. IRRA's pad-and-crop.
+        text_aug_prob: CFFA's caption augmentation (:func:`training.text_aug.augment_caption`) before MLM
+            masking; the augmented caption is the item's ``ids``/``eot``. 0 (default) disables it and draws nothing.
     """
 
     def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int = 8,
                  sampler: str = "rrs_train", all_captions: bool = False, mlm_prob: float = 0.15,
                  flip_prob: float = 0.5, erasing_prob: float = 0.5, seed: int = 1, cache_frames: bool = False,
-                 augment: TrainAugment | None = None):
+                 augment: TrainAugment | None = None, text_aug_prob: float = 0.0):
+        if not 0.0 <= text_aug_prob <= 1.0:
+            raise ConfigError(f"data.text_aug_prob must be in [0, 1], got {text_aug_prob}; use 0.2 (CFFA) or 0 (off)")
         self.items: list[tuple[int, str]] = []
         for i, trk in enumerate(tracklets):
             caps = trk.captions if all_captions else trk.captions[:1]
@@ -97,6 +102,7 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         self.ids, self.eot = tokenize_captions([c for _, c in self.items])
         self.pids = np.array([tracklets[i].pid for i, _ in self.items], dtype=np.int64)  # [N]
         self.num_frames, self.sampler, self.mlm_prob = num_frames, sampler, mlm_prob
+        self.text_aug_prob = text_aug_prob
         self.augment = augment or TrainAugment(flip_prob=flip_prob, erasing_prob=erasing_prob)
         self.seed = seed
         self.cache = FrameCache(preprocess, cache_frames)
@@ -114,14 +120,18 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, rng)  # [T]
         frames = [self.cache.get(trk.frames[j], int(j)) for j in idx]
         frames = self.augment(frames, rng)  # flip -> pad-and-crop -> erasing, all from rng
+        ids, eot = self.ids[index], self.eot[index]  # [77], scalar
+        if self.text_aug_prob > 0:  # then MLM masks the augmented caption, as in CFFA's release
+            ids, eot = augment_caption(ids, int(eot), rng, self.text_aug_prob)
+            eot = np.int64(eot)
         item = {
             "frames": torch.from_numpy(np.stack(frames)),  # [T,H,W,3] uint8
-            "ids": torch.from_numpy(self.ids[index]),
-            "eot": torch.tensor(self.eot[index]),
+            "ids": torch.from_numpy(ids),
+            "eot": torch.tensor(eot),
             "pids": torch.tensor(self.pids[index]),
         }
         if self.mlm_prob > 0:
-            masked, labels = mask_tokens(self.ids[index], rng, self.mlm_prob)
+            masked, labels = mask_tokens(ids, rng, self.mlm_prob)
             item["mlm_ids"] = torch.from_numpy(masked)
             item["mlm_labels"] = torch.from_numpy(labels)
         return item

@@ -17,13 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from tvreid_sdk.config import SamplerCfg
-from tvreid_sdk.modeling.arch import ArchCfg, get_arch
+from tvreid_sdk.errors import ConfigError
+from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.registry import Registry
 from tvreid_sdk.vision.preprocess import normalize_torch
 
 from .cffa import build_cffa, cffa_optimizer, evaluate_cffa
 from .checkpoint import load_model_into, load_resume, save_model, save_resume
-from .config import OptimSection, TrainCfg, save_cfg
+from .config import OptimSection, TrainCfg, resolve_arch, save_cfg
 from .data import DATASETS
 from .data.records import Dataset
 from .data.samplers import IdentityBalancedSampler, RandomBatchSampler
@@ -95,7 +96,7 @@ def _evaluate_dmca(model: DMCA, data: Dataset, cfg: TrainCfg, device: torch.devi
 
 def build_model(cfg: TrainCfg, num_classes: int) -> torch.nn.Module:
     """The recipe's model: the family of ``cfg.model.arch`` builds it; ``init_clip`` weights go into its towers."""
-    arch = get_arch(cfg.model.arch)
+    arch = resolve_arch(cfg.model)
     parse_loss_names(cfg.model.losses)  # unknown names fail here, listing the registered losses
     model = FAMILIES.get(arch.family).build(cfg, arch, num_classes)
     if cfg.model.init_clip:
@@ -109,7 +110,7 @@ def _batch_sampler(cfg: TrainCfg, pids: np.ndarray, seed: int):
     if cfg.data.batch_sampler == "identity":
         k = cfg.data.num_instances
         return IdentityBalancedSampler(pids, num_identities=max(1, cfg.data.batch_size // k), num_instances=k, seed=seed)
-    return RandomBatchSampler(len(pids), cfg.data.batch_size, seed=seed)
+    return RandomBatchSampler(len(pids), cfg.data.batch_size, seed=seed, drop_last=cfg.data.drop_last)
 
 
 @torch.no_grad()
@@ -226,17 +227,22 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     data = load_data(cfg, data_root)
-    arch = get_arch(cfg.model.arch)
+    arch = resolve_arch(cfg.model)
     uses_mlm = bool(set(parse_loss_names(cfg.model.losses)) & set(MLM_LOSSES))
     train_set = TextVideoTrainSet(list(data.train), arch.preprocess, cfg.data.num_frames, cfg.data.train_sampler,
                                   cfg.data.all_captions, cfg.model.mlm_prob if uses_mlm else 0.0,
                                   cfg.data.flip_prob, cfg.data.erasing_prob, cfg.run.seed, cfg.data.cache_frames,
-                                  augment=train_augment(cfg.data, arch.preprocess))
+                                  augment=train_augment(cfg.data, arch.preprocess),
+                                  text_aug_prob=cfg.data.text_aug_prob)
     model = build_model(cfg, data.num_train_pids).to(device)
     if cfg.run.grad_checkpointing:
         model.towers.set_grad_checkpointing(True)
     optimizer = FAMILIES.get(arch.family).optimizer(model, cfg.optim)
     sampler = _batch_sampler(cfg, train_set.pids, cfg.run.seed)
+    tail = len(train_set) % cfg.data.batch_size
+    if world > 1 and cfg.data.batch_sampler != "identity" and not cfg.data.drop_last and 0 < tail < world:
+        raise ConfigError(f"data.drop_last=false leaves a last batch of {tail} items for {world} ranks (a rank would "
+                          "get none); set data.drop_last=true or change data.batch_size")
     sampler_cfg = SamplerCfg(name=cfg.data.test_sampler, num_frames=cfg.data.num_frames)
     start_epoch, step, best_r1 = 0, 0, -1.0
     if resume and (out / "resume.json").is_file():

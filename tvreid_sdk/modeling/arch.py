@@ -44,6 +44,12 @@ class TextCfg(JsonCfg):
     layers: int = 12
     heads: int = 8
     mlp_ratio: float = 4.0
+    # Dropout on the attention weights, in training mode only (CFFA's release: 0.05); eval and export ignore it.
+    attn_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.attn_dropout < 1.0:
+            raise ValueError(f"text attn_dropout must be in [0, 1), got {self.attn_dropout}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,13 +33,21 @@ class QuickGELU(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter layout, run by SDPA."""
+    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter layout, run by SDPA.
 
-    def __init__(self, width: int, heads: int):
+    Args:
+        width: token width W.
+        heads: attention heads (W must divide by it).
+        dropout: dropout on the attention weights in training mode only, like ``nn.MultiheadAttention(dropout=p)``
+            (the weights ``need_weights`` returns are the dropped-out ones, as there); eval mode never drops.
+    """
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         self.heads = heads
+        self.dropout = float(dropout)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
@@ -52,10 +60,12 @@ class SelfAttention(nn.Module):
         instead of SDPA; CFFA's local branch reads the last block's weights this way.
         """
         n, length, width = x.shape  # [N,L,W]
+        drop = self.dropout if self.training else 0.0
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # [N,L,3W]
         qkv = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)  # [3,N,h,L,d]
         if not need_weights:
-            out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=causal)  # [N,h,L,d]
+            out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=drop,
+                                                 is_causal=causal)  # [N,h,L,d]
             return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
         q, k, v = qkv[0], qkv[1], qkv[2]
         logits = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # [N,h,L,L]
@@ -63,6 +73,8 @@ class SelfAttention(nn.Module):
             logits = logits.masked_fill(torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1),
                                         float("-inf"))
         weights = logits.softmax(dim=-1)  # [N,h,L,L]
+        if drop > 0:
+            weights = F.dropout(weights, p=drop)  # [N,h,L,L], kept weights scaled by 1/(1-p)
         out = (weights @ v).transpose(1, 2).reshape(n, length, width)  # [N,L,W]
         return self.out_proj(out), weights.mean(dim=1)
 
@@ -70,11 +82,12 @@ class SelfAttention(nn.Module):
 class ResidualAttentionBlock(nn.Module):
     """Pre-LN transformer block: x + attn(ln_1(x)); x + mlp(ln_2(x))."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0, quick_gelu: bool = True):
+    def __init__(self, width: int, heads: int, mlp_ratio: float = 4.0, quick_gelu: bool = True,
+                 attn_dropout: float = 0.0):
         super().__init__()
         hidden = int(width * mlp_ratio)
         self.ln_1 = LayerNormFp32(width)
-        self.attn = SelfAttention(width, heads)
+        self.attn = SelfAttention(width, heads, attn_dropout)
         self.ln_2 = LayerNormFp32(width)
         self.mlp = nn.Sequential(OrderedDict([
             ("c_fc", nn.Linear(width, hidden)),
@@ -93,13 +106,15 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    """A stack of residual attention blocks on batch-first tokens ``[N,L,W]``."""
+    """A stack of residual attention blocks on batch-first tokens ``[N,L,W]`` (``attn_dropout``: training-mode
+    dropout on every block's attention weights)."""
 
-    def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float = 4.0, quick_gelu: bool = True):
+    def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float = 4.0, quick_gelu: bool = True,
+                 attn_dropout: float = 0.0):
         super().__init__()
         self.width = width
         self.resblocks = nn.ModuleList(
-            [ResidualAttentionBlock(width, heads, mlp_ratio, quick_gelu) for _ in range(layers)])
+            [ResidualAttentionBlock(width, heads, mlp_ratio, quick_gelu, attn_dropout) for _ in range(layers)])
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor, causal: bool = False, return_attn: bool = False):
@@ -152,14 +167,15 @@ class VisionTower(nn.Module):
 
 
 class TextTower(nn.Module):
-    """Causal text transformer; ``ln_final``/``text_projection`` apply to every token."""
+    """Causal text transformer; ``ln_final``/``text_projection`` apply to every token (``cfg.attn_dropout`` drops
+    attention weights in training mode only)."""
 
     def __init__(self, cfg: TextCfg, embed_dim: int, quick_gelu: bool = True):
         super().__init__()
         self.cfg = cfg
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
         self.positional_embedding = nn.Parameter(torch.empty(cfg.context_length, cfg.width))
-        self.transformer = Transformer(cfg.width, cfg.layers, cfg.heads, cfg.mlp_ratio, quick_gelu)
+        self.transformer = Transformer(cfg.width, cfg.layers, cfg.heads, cfg.mlp_ratio, quick_gelu, cfg.attn_dropout)
         self.ln_final = LayerNormFp32(cfg.width)
         self.text_projection = nn.Parameter(torch.empty(cfg.width, embed_dim))
         nn.init.normal_(self.token_embedding.weight, std=0.02)
