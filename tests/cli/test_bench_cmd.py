@@ -66,7 +66,8 @@ def test_quick_rows_per_backend_with_ratios(quick_run):
     assert [(r["backend"], r["batch"]) for r in rows if r["task"] == "video_embed"] == [
         ("ort-cpu", 1), ("ort-cpu", 2), ("torch", 1), ("torch", 2)]
     match = [(r["backend"], r["gallery_size"], r["queries"]) for r in rows if r["task"] == "match"]
-    assert match == [(b, n, q) for n in (2000, 5000) for b in ("numpy", "onnxruntime") for q in (1, 4)]
+    matchers = ("numpy", "onnxruntime") + (("faiss-flat-ip",) if importlib.util.find_spec("faiss") else ())
+    assert match == [(b, n, q) for n in (2000, 5000) for b in matchers for q in (1, 4)]
     assert all(r["copy_gb_per_s"] > 0 and r["bandwidth_fraction"] > 0 for r in rows if r["task"] == "match")
     for r in rows:
         if r["task"] in ("text_encode", "video_embed", "text_query"):

@@ -1,6 +1,8 @@
 """CFFA export: the FLFR local branch inside the graphs, one joint vector per item, parity with the training model."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -129,3 +131,20 @@ def test_cffa_export_refuses_what_it_cannot_serve(cffa_model, tmp_path):
     with pytest.raises(ModelFormatError, match="FLFR head"):
         export_bundle(bare, tmp_path / "bundle", progress=lambda _: None)
     assert not (tmp_path / "bundle").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx_bindings") is None,
+                    reason="TensorRT-RTX is not installed (pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings)")
+def test_tensorrt_rtx_builds_the_cffa_graphs_with_the_local_branch(cffa_model, tmp_path):
+    """The FLFR branch (attention weights, TopK, gather, max-pool) parses and builds in TensorRT (RTX, no GPU)."""
+    ckpt = tmp_path / "best.safetensors"
+    save_model(cffa_model, ckpt, cffa_model.arch, 1, SamplerCfg(name="rss", num_frames=1))
+    bundle, rows = export_bundle(ckpt, tmp_path / "bundle", trt=True, trt_target="8.9", opt_batch=2, max_batch=4,
+                                 progress=lambda _: None)
+    plans = {a.role: a for a in bundle.manifest.artifacts if a.kind == "trt_plan"}
+    assert {"text_encoder", "video_encoder"} <= set(plans)
+    for role, plan in plans.items():
+        assert plan.engine.runtime == "tensorrt_rtx" and plan.size > 10_000
+        source = bundle.manifest.find(role, kind="onnx", precision=plan.precision, variant="default")
+        assert plan.engine.onnx_sha256 == source.sha256
+    assert all(r.parity == "built; not run here (no GPU)" for r in rows if r.artifact.endswith(".plan"))
