@@ -19,7 +19,7 @@ import torch
 from tvreid_sdk.config import SamplerCfg
 from tvreid_sdk.errors import ConfigError, ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
-from tvreid_sdk.modeling.checkpoint import parse_checkpoint_meta, read_metadata, resolve_checkpoint
+from tvreid_sdk.modeling.checkpoint import load_fitting, parse_checkpoint_meta, read_metadata, resolve_checkpoint
 from tvreid_sdk.modeling.clip import CFFATowers
 from tvreid_sdk.modeling.weights import load_state_dict
 
@@ -71,17 +71,8 @@ def load_cffa_towers(path: str | os.PathLike) -> tuple[CFFATowers, ArchCfg, int,
         raise ModelFormatError(f"{ckpt}: arch {arch.name!r} is of family {arch.family!r}, not cffa; evaluate it with "
                                "its own family's evaluation (`tvreid eval` picks it from the checkpoint)")
     towers = CFFATowers(arch)
-    wanted = {k: v.float() for k, v in state.items() if k.startswith(INFERENCE_PREFIXES)}
-    target = towers.state_dict()
-    missing = sorted(set(target) - set(wanted))
-    unexpected = sorted(set(wanted) - set(target))
-    wrong = [f"{k}: file {list(v.shape)} vs arch {list(target[k].shape)}"
-             for k, v in wanted.items() if k in target and v.shape != target[k].shape]
-    if missing or unexpected or wrong:
-        raise ModelFormatError(f"{ckpt}: the weights do not fit cffa arch {arch.name!r} (missing {missing[:3]}, "
-                               f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}); evaluate a checkpoint written "
-                               "by `tvreid train` with a cffa recipe")
-    towers.load_state_dict(wanted)
+    load_fitting(towers, state, INFERENCE_PREFIXES, ckpt, "evaluate a checkpoint written by `tvreid train` with a "
+                 "cffa recipe")
     return towers.eval(), arch, num_frames, sampler
 
 

@@ -51,6 +51,9 @@ class OrtBackend(Backend):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = threads
+        # Idle intra-op threads would otherwise busy-wait after each run and steal the cores the gallery matcher
+        # needs right after encoding a query (measured: 1M-row CPU match 83 ms alone, 131 ms right after an encode).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         device_id = int(self.device.split(":")[1]) if ":" in self.device else 0
         providers = ([("CUDAExecutionProvider", {"device_id": device_id})] if self.cuda else []) \
             + ["CPUExecutionProvider"]

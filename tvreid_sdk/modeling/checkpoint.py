@@ -127,18 +127,29 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     state = load_state_dict(path)  # header checks, finite values; never unpickles
     arch, num_frames, sampler = parse_checkpoint_meta(path, read_metadata(path))
     towers = CLIPTowers(arch)
-    target = towers.state_dict()
-    tower_state = {k: v for k, v in state.items() if k.startswith(TOWER_PREFIXES)}
-    missing = sorted(set(target) - set(tower_state))
-    unexpected = sorted(set(tower_state) - set(target))
-    wrong = [f"{k}: file {list(v.shape)} vs arch {list(target[k].shape)}"
-             for k, v in tower_state.items() if k in target and v.shape != target[k].shape]
-    if missing or unexpected or wrong:
-        raise ModelFormatError(f"{path}: the tower weights do not fit arch {arch.name!r} (missing {missing[:3]}, "
-                               f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}); the {META_ARCH} metadata "
-                               "does not describe these weights — re-save the checkpoint from the training run")
-    towers.load_state_dict({k: v.float() for k, v in tower_state.items()})
+    load_fitting(towers, state, TOWER_PREFIXES, path,
+                 f"the {META_ARCH} metadata does not describe these weights — re-save the checkpoint from the training run")
     return LoadedCheckpoint(towers.eval(), arch, num_frames, sampler, path)
+
+
+def load_fitting(module: torch.nn.Module, state: dict[str, torch.Tensor], prefixes: tuple[str, ...], path: Path,
+                 hint: str) -> None:
+    """Load the tensors of ``state`` under ``prefixes`` into ``module`` (as fp32), which must fit it exactly.
+
+    Raises:
+        ModelFormatError: missing, unexpected or wrongly shaped tensors (the first three of each named, then ``hint``).
+    """
+    wanted = {k: v for k, v in state.items() if k.startswith(prefixes)}
+    target = module.state_dict()
+    missing = sorted(set(target) - set(wanted))
+    unexpected = sorted(set(wanted) - set(target))
+    wrong = [f"{k}: file {list(v.shape)} vs arch {list(target[k].shape)}"
+             for k, v in wanted.items() if k in target and v.shape != target[k].shape]
+    if missing or unexpected or wrong:
+        name = getattr(getattr(module, "cfg", None), "name", type(module).__name__)
+        raise ModelFormatError(f"{path}: the weights do not fit arch {name!r} (missing {missing[:3]}, unexpected "
+                               f"{unexpected[:3]}, wrong shape {wrong[:3]}); {hint}")
+    module.load_state_dict({k: v.float() for k, v in wanted.items()})
 
 
 def checkpoint_metadata(arch: ArchCfg, num_frames: int, sampler: SamplerCfg) -> dict[str, str]:
