@@ -26,7 +26,7 @@ import onnx
 
 from tvreid_sdk.bundle import Bundle, BundleWriter, Manifest
 from tvreid_sdk.config import TokenizerCfg
-from tvreid_sdk.errors import ConfigError, ModelFormatError
+from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.checkpoint import LoadedCheckpoint, checkpoint_metadata, load_checkpoint, weights_digest
 from tvreid_sdk.modeling.weights import save_safetensors
 
@@ -34,11 +34,9 @@ from .formats import ExportFormat, selected_formats
 from .fp16 import convert_to_fp16
 from .onnx_export import OPSET, ROLES, export_graph, graph_spec, set_metadata, tool_versions
 from .optimize import check_fused_attention
-from tvreid_sdk.bundle.engine_safety import deserialize_checked, make_logger
-from .parity import (COS_MIN, GraphArtifact, cosine_rows, feeds_for, make_probe, require_passed, run_parity, summary,
-                     torch_reference)
-from .trt import (DEFAULT_WORKSPACE, EngineBuild, TrtApi, build_engine, find_tensorrt, local_engine_side, local_gpu,
-                  require_trt_and_gpu, run_engine)
+from .parity import GraphArtifact, feeds_for, make_probe, require_passed, run_parity, summary, torch_reference
+from .trt import (DEFAULT_WORKSPACE, EngineBuild, TrtApi, build_engine, engine_parity, find_tensorrt, local_gpu,
+                  require_trt_and_gpu)
 
 WEIGHTS_NAME = "weights.safetensors"
 #: Model families whose graphs differ from DMCA's dual encoder: family -> module with ``prepare_checkpoint(ckpt)``,
@@ -246,21 +244,10 @@ def _build_engines(writer: BundleWriter, api: TrtApi, ckpt: LoadedCheckpoint, gr
 
 def _engine_parity(api: TrtApi, built: EngineBuild, ckpt: LoadedCheckpoint, role: str) -> dict:
     """Run the plan on the parity probe (GPU only) and gate it like the ONNX graphs; raises on failure."""
-    gpu = local_gpu()
-    if gpu is None or built.meta.gpu_name == "":
+    if local_gpu() is None or built.meta.gpu_name == "":
         return {"run": False, "reason": "no GPU here: the engine was built but not executed"}
     probe = make_probe(ckpt.towers, ckpt.num_frames)
-    ref = torch_reference(ckpt.towers, probe)[role]
-    runtime = api.module.Runtime(make_logger(api.module))
-    engine = deserialize_checked(built.plan_path.read_bytes(), built.meta, local_engine_side(api, gpu), runtime,
-                                 plan_name=built.plan_path.name)
-    out = run_engine(api, engine, feeds_for(role, probe))
-    cos = float(cosine_rows(out, ref).min())
-    if not cos >= COS_MIN[built.meta.precision]:
-        raise ModelFormatError(f"{built.plan_path.name}: TensorRT output differs from PyTorch (min cosine {cos:.6f} "
-                               f"< {COS_MIN[built.meta.precision]}); no bundle written. Try an fp32 engine, or report "
-                               f"this with TensorRT {api.version} and GPU {gpu.name}")
-    return {"run": True, "cos_min": cos, "gate": COS_MIN[built.meta.precision]}
+    return engine_parity(api, built, feeds_for(role, probe), torch_reference(ckpt.towers, probe)[role])
 
 
 def summary_rows(bundle: Bundle) -> list[SummaryRow]:

@@ -15,12 +15,9 @@ from typing import Callable
 import numpy as np
 
 from tvreid_sdk.bundle import BundleWriter
-from tvreid_sdk.bundle.engine_safety import deserialize_checked, make_logger
-from tvreid_sdk.errors import ModelFormatError
 
 from .onnx_export import GraphSpec
-from .parity import COS_MIN, cosine_rows
-from .trt import DEFAULT_WORKSPACE, EngineBuild, TrtApi, build_engine, local_engine_side, local_gpu, run_engine
+from .trt import DEFAULT_WORKSPACE, TrtApi, build_engine, engine_parity, local_gpu
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,21 +71,3 @@ def build_video_engine(writer: BundleWriter, options: EngineOptions, spec: Graph
     return {"runtime": api.runtime, "version": api.version, "gpu": vars(gpu) if gpu else None,
             "timing_cache": options.timing_cache.name if api.has_timing_cache and options.timing_cache else None,
             "engines": {name: entry}}
-
-
-def engine_parity(api: TrtApi, built: EngineBuild, probe: dict[str, np.ndarray], reference: np.ndarray) -> dict:
-    """Run the plan on the probe (GPU only; cameras included) and gate its cosine to ``reference``; raises on failure.
-    """
-    gpu = local_gpu()
-    if gpu is None or built.meta.gpu_name == "":
-        return {"run": False, "reason": "no GPU here: the engine was built but not executed"}
-    runtime = api.module.Runtime(make_logger(api.module))
-    engine = deserialize_checked(built.plan_path.read_bytes(), built.meta, local_engine_side(api, gpu), runtime,
-                                 plan_name=built.plan_path.name)
-    out = run_engine(api, engine, probe)
-    cos = float(cosine_rows(out, reference).min())
-    if not cos >= COS_MIN[built.meta.precision]:
-        raise ModelFormatError(f"{built.plan_path.name}: TensorRT output differs from PyTorch (min cosine {cos:.6f} "
-                               f"< {COS_MIN[built.meta.precision]}); no bundle written. Try an fp32 engine, or report "
-                               f"this with TensorRT {api.version} and GPU {gpu.name}")
-    return {"run": True, "cos_min": cos, "gate": COS_MIN[built.meta.precision]}

@@ -25,12 +25,15 @@ import importlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tvreid_sdk.bundle import EngineMeta, LocalEngineSide
+from tvreid_sdk.bundle.engine_safety import deserialize_checked, make_logger
 from tvreid_sdk.bundle.io import atomic_write_bytes
 from tvreid_sdk.errors import BackendUnavailableError, ConfigError, ModelFormatError
 
-from tvreid_sdk.bundle.engine_safety import deserialize_checked, make_logger
 from .onnx_export import GraphSpec
+from .parity import COS_MIN, cosine_rows
 
 TRT_INSTALL_HINT = 'pip install "tvreid[trt]"'
 RTX_INSTALL_HINT = "pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings"
@@ -326,3 +329,21 @@ def run_engine(api: TrtApi, engine, feeds: dict):
         raise ModelFormatError("TensorRT failed to execute the engine (execute_async_v3 returned False)")
     stream.synchronize()
     return result.cpu().numpy()
+
+
+def engine_parity(api: TrtApi, built: EngineBuild, probe: dict[str, np.ndarray], reference: np.ndarray) -> dict:
+    """Run the plan on the probe (GPU only; cameras included) and gate its cosine to ``reference``; raises on failure.
+    """
+    gpu = local_gpu()
+    if gpu is None or built.meta.gpu_name == "":
+        return {"run": False, "reason": "no GPU here: the engine was built but not executed"}
+    runtime = api.module.Runtime(make_logger(api.module))
+    engine = deserialize_checked(built.plan_path.read_bytes(), built.meta, local_engine_side(api, gpu), runtime,
+                                 plan_name=built.plan_path.name)
+    out = run_engine(api, engine, probe)
+    cos = float(cosine_rows(out, reference).min())
+    if not cos >= COS_MIN[built.meta.precision]:
+        raise ModelFormatError(f"{built.plan_path.name}: TensorRT output differs from PyTorch (min cosine {cos:.6f} "
+                               f"< {COS_MIN[built.meta.precision]}); no bundle written. Try an fp32 engine, or report "
+                               f"this with TensorRT {api.version} and GPU {gpu.name}")
+    return {"run": True, "cos_min": cos, "gate": COS_MIN[built.meta.precision]}
