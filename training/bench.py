@@ -96,7 +96,7 @@ def random_batch(cfg: TrainCfg, arch_name: str, batch: int, frames: int, device:
     for row, end in enumerate(eot):
         ids[row, 0], ids[row, end] = SOT_ID, EOT_ID
         ids[row, 1:end] = rng.integers(1, BPE_MAX, size=end - 1)
-    mlm = [mask_tokens(row, rng, cfg.model.mlm_prob) for row in ids]
+    mlm = [mask_tokens(row, rng, cfg.model.mlm_prob, forced=cfg.model.mlm_force) for row in ids]
     out = {
         "frames": torch.from_numpy(rng.integers(0, 256, size=(batch, frames, h, w, 3), dtype=np.uint8)),
         "ids": torch.from_numpy(ids), "eot": torch.from_numpy(eot.astype(np.int64)),

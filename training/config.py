@@ -25,9 +25,11 @@ class ModelSection(JsonCfg):
     init_clip: str = ""  # OpenAI/open_clip CLIP weights to start from; empty = random init
     allow_torchscript: bool = False  # accept OpenAI's TorchScript .pt archives for init_clip (they are code)
     text_attn_dropout: float = 0.0  # training-mode dropout on the text tower's attention weights (CFFA release: 0.05)
-    # cffa family: the MAL/ID losses encode the MLM-masked caption, as the IRRA/CFFA release does (its caption ids
-    # share memory with the masked copy); needs the mlm loss. False = the clean caption, as the papers describe.
+    # The contrastive/ID losses (dmca: vtc/sdm/id; cffa: mal/id) encode the MLM-masked caption, as the DMCA and
+    # IRRA/CFFA releases do (their caption ids share memory with the masked copy); needs the msc/mlm loss.
+    # False = the clean caption, as the papers describe.
     contrast_on_masked: bool = False
+    mlm_force: str = "random"  # random | first: the token masked when no token was drawn (releases: first)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from tvreid_sdk.vision.sampling import sample_indices
 
 from .config import DataSection
 from .data.records import Tracklet
-from .masking import mask_tokens
+from .masking import FORCED_MODES, mask_tokens
 from .text_aug import augment_caption
 
 ERASING_STYLES = {  # erasing_style -> (aspect range, aspect sampling, attempts)
@@ -80,6 +80,7 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         sampler: frame sampler name (``rrs_train`` in the release).
         all_captions: one item per caption instead of the first caption only.
         mlm_prob: masking probability for the ``msc`` loss (0 disables masking).
+        mlm_force: the token masked when the draws pick none (:func:`training.masking.mask_tokens` ``forced``).
         flip_prob, erasing_prob: DMCA's augmentation, used when ``augment`` is not given.
         augment: the full augmentation (:func:`train_augment` of the recipe), e.g. IRRA's pad-and-crop.
         text_aug_prob: CFFA's caption augmentation (:func:`training.text_aug.augment_caption`) before MLM
@@ -89,7 +90,10 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
     def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int = 8,
                  sampler: str = "rrs_train", all_captions: bool = False, mlm_prob: float = 0.15,
                  flip_prob: float = 0.5, erasing_prob: float = 0.5, seed: int = 1, cache_frames: bool = False,
-                 augment: TrainAugment | None = None, text_aug_prob: float = 0.0):
+                 augment: TrainAugment | None = None, text_aug_prob: float = 0.0, mlm_force: str = "random"):
+        if mlm_force not in FORCED_MODES:
+            raise ConfigError(f"model.mlm_force {mlm_force!r} is unknown; use one of {', '.join(FORCED_MODES)} "
+                              "(first = the releases' rule)")
         if not 0.0 <= text_aug_prob <= 1.0:
             raise ConfigError(f"data.text_aug_prob must be in [0, 1], got {text_aug_prob}; use 0.2 (CFFA) or 0 (off)")
         self.items: list[tuple[int, str]] = []
@@ -102,7 +106,7 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         self.ids, self.eot = tokenize_captions([c for _, c in self.items])
         self.pids = np.array([tracklets[i].pid for i, _ in self.items], dtype=np.int64)  # [N]
         self.num_frames, self.sampler, self.mlm_prob = num_frames, sampler, mlm_prob
-        self.text_aug_prob = text_aug_prob
+        self.text_aug_prob, self.mlm_force = text_aug_prob, mlm_force
         self.augment = augment or TrainAugment(flip_prob=flip_prob, erasing_prob=erasing_prob)
         self.seed = seed
         self.cache = FrameCache(preprocess, cache_frames)
@@ -131,7 +135,7 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
             "pids": torch.tensor(self.pids[index]),
         }
         if self.mlm_prob > 0:
-            masked, labels = mask_tokens(ids, rng, self.mlm_prob)
+            masked, labels = mask_tokens(ids, rng, self.mlm_prob, forced=self.mlm_force)
             item["mlm_ids"] = torch.from_numpy(masked)
             item["mlm_labels"] = torch.from_numpy(labels)
         return item

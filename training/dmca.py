@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.clip import CLIPTowers, LayerNormFp32, QuickGELU, Transformer, gather_eot
 
@@ -141,11 +142,18 @@ class DMCA(nn.Module):
         num_classes: training identities (needed by ``id``).
         cmt_depth: global integrator depth.
         logit_scale: fixed inverse temperature (50 in the release).
+        contrast_on_masked: vtc/sdm/id embed the MLM-masked caption (``batch["mlm_ids"]``) instead of the clean
+            one, as the release does (its dataset masks the caption ids in place, so ``batch['caption']`` *is* the
+            masked copy); needs ``msc``. The masked caption is then encoded once and shared with the msc branch.
     """
 
     def __init__(self, arch: ArchCfg, losses: tuple[str, ...] = ("msc", "vtc"), num_classes: int = 0,
-                 cmt_depth: int = 4, logit_scale: float = 50.0):
+                 cmt_depth: int = 4, logit_scale: float = 50.0, contrast_on_masked: bool = False):
         super().__init__()
+        if contrast_on_masked and "msc" not in losses:
+            raise ConfigError(f"model.contrast_on_masked embeds the msc-masked caption, but the losses "
+                              f"{'+'.join(losses)} have no msc; add msc to model.losses or set it to false")
+        self.contrast_on_masked = contrast_on_masked
         self.arch = arch
         self.losses = tuple(losses)
         self.towers = CLIPTowers(arch)
@@ -178,7 +186,10 @@ class DMCA(nn.Module):
         ``pids [B]``, and for ``msc`` ``mlm_ids [B,77]`` and ``mlm_labels [B,77]`` (0 = not masked).
         Returns a dict of ``<name>_loss`` tensors plus ``loss`` (their sum).
         """
-        video, text, video_tokens = self.embed(batch["frames"], batch["ids"], batch["eot"])
+        caption = batch["mlm_ids"] if self.contrast_on_masked else batch["ids"]  # [B,77]; masking keeps the EOT
+        video_tokens = self.encode_video_tokens(batch["frames"])  # [B,T,L,D]
+        caption_tokens = self.towers.encode_text_tokens(caption)  # [B,77,D]
+        video, text = video_tokens[:, :, 0].mean(1), gather_eot(caption_tokens, batch["eot"])  # [B,D], [B,D]
         scale = float(self.logit_scale)
         out: dict[str, torch.Tensor] = {}
         if "vtc" in self.losses:
@@ -188,7 +199,8 @@ class DMCA(nn.Module):
         if "id" in self.losses:
             out["id_loss"] = id_loss(self.classifier, video, text, batch["pids"])
         if self.msc is not None:
-            mlm_tokens = self.towers.encode_text_tokens(batch["mlm_ids"])  # [B,77,D]
+            mlm_tokens = caption_tokens if self.contrast_on_masked else \
+                self.towers.encode_text_tokens(batch["mlm_ids"])  # [B,77,D]
             labels = batch["mlm_labels"]
             positions = labels > 0  # [B,77]
             logits = self.msc(mlm_tokens, video_tokens, positions)  # [M,V]

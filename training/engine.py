@@ -85,7 +85,8 @@ FAMILIES: Registry[ModelFamily] = Registry("model family")
 
 def _build_dmca(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> DMCA:
     return DMCA(arch, parse_loss_names(cfg.model.losses), num_classes=num_classes,
-                cmt_depth=cfg.model.cmt_depth, logit_scale=cfg.model.logit_scale)
+                cmt_depth=cfg.model.cmt_depth, logit_scale=cfg.model.logit_scale,
+                contrast_on_masked=cfg.model.contrast_on_masked)
 
 
 def _evaluate_dmca(model: DMCA, data: Dataset, cfg: TrainCfg, device: torch.device) -> dict:
@@ -233,7 +234,7 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
                                   cfg.data.all_captions, cfg.model.mlm_prob if uses_mlm else 0.0,
                                   cfg.data.flip_prob, cfg.data.erasing_prob, cfg.run.seed, cfg.data.cache_frames,
                                   augment=train_augment(cfg.data, arch.preprocess),
-                                  text_aug_prob=cfg.data.text_aug_prob)
+                                  text_aug_prob=cfg.data.text_aug_prob, mlm_force=cfg.model.mlm_force)
     model = build_model(cfg, data.num_train_pids).to(device)
     if cfg.run.grad_checkpointing:
         model.towers.set_grad_checkpointing(True)

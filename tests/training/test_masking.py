@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from training.masking import MASK_ID, mask_tokens
 
@@ -47,3 +48,29 @@ def test_at_least_one_token_even_for_one_word_caption():
     for _ in range(50):
         _, labels = mask_tokens(ids, rng)
         assert labels[1] == 1000 and labels.sum() == 1000
+
+
+def test_forced_first_masks_the_first_word_as_released_without_extra_draws():
+    ids = _caption(12)
+    rng, twin = np.random.default_rng(3), np.random.default_rng(3)
+    masked, labels = mask_tokens(ids, rng, prob=0.0, forced="first")  # the draws pick nothing
+    assert masked[1] == MASK_ID and labels[1] == 1000 and np.count_nonzero(labels) == 1
+    np.testing.assert_array_equal(np.delete(masked, 1), np.delete(ids, 1))
+    twin.random(12)  # only the per-token selection draws were consumed
+    assert rng.random() == twin.random()
+
+
+def test_forced_modes_agree_whenever_something_was_drawn_and_bad_modes_are_refused():
+    ids = _caption(25)
+    for seed in range(40):
+        a, la = mask_tokens(ids, np.random.default_rng(seed), 0.3, forced="random")
+        b, lb = mask_tokens(ids, np.random.default_rng(seed), 0.3, forced="first")
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    empty = np.zeros(77, np.int64)
+    empty[:2] = (49406, 49407)
+    masked, labels = mask_tokens(empty, np.random.default_rng(0), forced="first")  # nothing maskable: untouched
+    np.testing.assert_array_equal(masked, empty)
+    assert not labels.any()
+    with pytest.raises(ValueError, match="forced must be one of"):
+        mask_tokens(ids, np.random.default_rng(0), forced="last")
