@@ -52,7 +52,9 @@ class DataSection(JsonCfg):
     pad_crop: int = 0  # pad by this many pixels (black), then random-crop back to H×W; 0 = off (IRRA: 10)
     erasing_area: tuple[float, float] = (0.02, 0.2)  # erased share of the frame (IRRA: 0.02-0.4)
     erasing_fill: str = "random"  # random: one random colour (DMCA) | mean: RandomErasing(value=mean) after Normalize
-    erasing_style: str = "dmca"  # dmca: h/w uniform in [0.3, 3.33], 100 tries | torchvision: log-uniform [0.3, 3.3], 10
+    # dmca: h/w uniform in [0.3, 3.33], 100 tries | dmca-release: the same, pasted at (w, h) as the release's code
+    # does | torchvision: log-uniform [0.3, 3.3], 10 tries
+    erasing_style: str = "dmca"
     workers: int = 2
     cache_frames: bool = False  # keep resized frames in memory (small datasets, CPU runs)
     on_missing: str = "fail"

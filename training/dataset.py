@@ -17,9 +17,10 @@ from .data.records import Tracklet
 from .masking import FORCED_MODES, mask_tokens
 from .text_aug import augment_caption
 
-ERASING_STYLES = {  # erasing_style -> (aspect range, aspect sampling, attempts)
-    "dmca": ((0.3, 3.33), "uniform", 100),  # DMCA RandomSizedEarser
-    "torchvision": ((0.3, 3.3), "log-uniform", 10),  # torchvision RandomErasing (IRRA, CFFA)
+ERASING_STYLES = {  # erasing_style -> (aspect range, aspect sampling, attempts, placement)
+    "dmca": ((0.3, 3.33), "uniform", 100, "random"),  # DMCA's RandomSizedEarser as intended
+    "dmca-release": ((0.3, 3.33), "uniform", 100, "at-size"),  # ... as released: patch pasted at (w, h)
+    "torchvision": ((0.3, 3.3), "log-uniform", 10, "random"),  # torchvision RandomErasing (IRRA, CFFA)
 }
 
 
@@ -53,12 +54,12 @@ def train_augment(data: DataSection, preprocess: PreprocessCfg) -> TrainAugment:
         raise ConfigError(f"data.erasing_style {data.erasing_style!r} is unknown; use one of {sorted(ERASING_STYLES)}")
     if data.erasing_fill not in ("random", "mean"):
         raise ConfigError(f"data.erasing_fill {data.erasing_fill!r} is unknown; use random (DMCA) or mean (IRRA)")
-    aspect, sampling, attempts = ERASING_STYLES[data.erasing_style]
+    aspect, sampling, attempts, placement = ERASING_STYLES[data.erasing_style]
     fill = "random" if data.erasing_fill == "random" else \
         normalized_fill_colour(preprocess.mean, preprocess.mean, preprocess.std)
     return TrainAugment(flip_prob=data.flip_prob, pad=data.pad_crop, erasing_prob=data.erasing_prob,
                         erasing_area=tuple(data.erasing_area), erasing_aspect=aspect, erasing_aspect_sampling=sampling,
-                        erasing_fill=fill, erasing_attempts=attempts)
+                        erasing_fill=fill, erasing_attempts=attempts, erasing_placement=placement)
 
 
 def tokenize_captions(captions: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,8 @@ def test_faithful_recipe_augments_like_irra_and_dmca_keeps_its_augmentation():
                                erasing_fill=(156, 147, 133), erasing_attempts=10)
     tiny = load_recipe("cffa_synthetic_tiny")
     assert train_augment(tiny.data, get_arch(tiny.model.arch).preprocess).pad == 2  # 10 px at 128 wide -> 32 wide
-    dmca = load_recipe("dmca_tvmars_vitb32")
-    assert train_augment(dmca.data, get_arch(dmca.model.arch).preprocess) == TrainAugment()
+    dmca = load_recipe("dmca_tvmars_vitb32")  # DMCA's defaults, with the release's paste position
+    assert train_augment(dmca.data, get_arch(dmca.model.arch).preprocess) == TrainAugment(erasing_placement="at-size")
     with pytest.raises(ConfigError, match="erasing_style"):
         train_augment(cfg.data.replace(erasing_style="cutout"), get_arch(cfg.model.arch).preprocess)
     with pytest.raises(ConfigError, match="erasing_fill"):

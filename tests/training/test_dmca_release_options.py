@@ -74,3 +74,15 @@ def test_the_dataset_applies_the_forced_rule_and_refuses_unknown_ones(tmp_path):
         assert np.flatnonzero(labels).tolist() == [1] and int(item["mlm_ids"][1]) == 49405
     with pytest.raises(ConfigError, match="mlm_force"):
         TextVideoTrainSet(list(data.train), pre, 2, mlm_force="last")
+
+
+def test_faithful_recipe_erases_like_the_release_and_the_tiny_recipe_as_intended():
+    from training.dataset import train_augment
+
+    pre = get_arch("tiny-test").preprocess
+    faithful = train_augment(load_recipe("dmca_tvmars_vitb32").data, pre)
+    assert (faithful.erasing_placement, faithful.erasing_aspect, faithful.erasing_attempts) == ("at-size", (0.3, 3.33),
+                                                                                               100)
+    for name in ("synthetic_tiny", "synthetic_demo"):
+        assert train_augment(load_recipe(name).data, pre).erasing_placement == "random", name
+    assert train_augment(load_recipe("cffa_cuhkpedes_vitb16").data, pre).erasing_placement == "random"

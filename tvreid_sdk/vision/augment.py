@@ -65,12 +65,16 @@ def random_horizontal_flip_sequence(frames: FramesT, rng: np.random.Generator, p
 
 
 ASPECT_SAMPLING = ("uniform", "log-uniform")
+#: Where the erased rectangle goes: ``random`` (uniform over the frame, as RandomErasing intends) or ``at-size``, the
+#: DMCA release's behaviour: its ``RandomSizedEarser`` calls ``frame.paste(patch, patch.size)``, and PIL reads a
+#: 2-tuple box as the upper-left corner, so a w×h patch lands at (x=w, y=h), clipped by the frame.
+ERASING_PLACEMENT = ("random", "at-size")
 
 
 def random_erasing(frame: np.ndarray, rng: np.random.Generator, p: float = 0.5,
                    area: tuple[float, float] = (0.02, 0.2), aspect: tuple[float, float] = (0.3, 3.33),
                    fill: str | tuple[int, int, int] = "random", max_attempts: int = 100,
-                   aspect_sampling: str = "uniform") -> np.ndarray:
+                   aspect_sampling: str = "uniform", placement: str = "random") -> np.ndarray:
     """Erases one random rectangle of a frame with a solid colour, with probability ``p``.
 
     Args:
@@ -82,6 +86,8 @@ def random_erasing(frame: np.ndarray, rng: np.random.Generator, p: float = 0.5,
         fill: ``"random"`` (one uniform RGB colour per rectangle) or a fixed (R, G, B).
         max_attempts: rectangles drawn before giving up (the frame then comes back unchanged; torchvision: 10).
         aspect_sampling: ``"uniform"`` ratio in ``aspect`` (DMCA) or ``"log-uniform"`` (torchvision / IRRA).
+        placement: ``"random"`` position, or ``"at-size"``: the h×w rectangle's corner at row h, column w (the DMCA
+            release, see :data:`ERASING_PLACEMENT`); the position draws are made either way, as the release makes them.
 
     Returns:
         A new uint8 [H,W,3] array when erased, otherwise ``frame`` itself.
@@ -93,6 +99,8 @@ def random_erasing(frame: np.ndarray, rng: np.random.Generator, p: float = 0.5,
         raise ConfigError(f"random_erasing fill must be 'random' or an (R, G, B) tuple, got {fill!r}.")
     if aspect_sampling not in ASPECT_SAMPLING:
         raise ConfigError(f"random_erasing aspect_sampling must be one of {ASPECT_SAMPLING}, got {aspect_sampling!r}.")
+    if placement not in ERASING_PLACEMENT:
+        raise ConfigError(f"random_erasing placement must be one of {ERASING_PLACEMENT}, got {placement!r}.")
     if rng.random() >= p:
         return frame
     height, width = frame.shape[:2]
@@ -108,6 +116,8 @@ def random_erasing(frame: np.ndarray, rng: np.random.Generator, p: float = 0.5,
         if 1 <= h < height and 1 <= w < width:
             y0 = int(rng.integers(0, height - h + 1))
             x0 = int(rng.integers(0, width - w + 1))
+            if placement == "at-size":
+                y0, x0 = h, w  # the slice below clips at the frame's edge, as PIL's paste does
             if fill == "random":
                 colour = rng.integers(0, 256, size=3, dtype=np.uint8)  # [3] RGB
             else:
@@ -211,6 +221,7 @@ class TrainAugment:
         erasing_aspect_sampling: ``"uniform"`` or ``"log-uniform"``.
         erasing_fill: ``"random"`` or an (R, G, B) colour.
         erasing_attempts: rectangles tried before giving up on a frame.
+        erasing_placement: ``"random"`` or ``"at-size"`` (the DMCA release's paste, :data:`ERASING_PLACEMENT`).
     """
 
     flip_prob: float = 0.5
@@ -222,6 +233,7 @@ class TrainAugment:
     erasing_aspect_sampling: str = "uniform"
     erasing_fill: str | tuple[int, int, int] = "random"
     erasing_attempts: int = 100
+    erasing_placement: str = "random"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.erasing_prob <= 1.0:
@@ -235,6 +247,8 @@ class TrainAugment:
         if self.erasing_aspect_sampling not in ASPECT_SAMPLING:
             raise ConfigError(f"erasing_aspect_sampling must be one of {ASPECT_SAMPLING}, got "
                               f"{self.erasing_aspect_sampling!r}.")
+        if self.erasing_placement not in ERASING_PLACEMENT:
+            raise ConfigError(f"erasing_placement must be one of {ERASING_PLACEMENT}, got {self.erasing_placement!r}.")
 
     def __call__(self, frames: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
         """uint8 [H,W,3] frames of one tracklet → augmented frames (a list, same shapes; inputs untouched)."""
@@ -242,4 +256,5 @@ class TrainAugment:
         frames = random_pad_crop(frames, rng, pad=self.pad, fill=self.pad_fill)
         return [random_erasing(f, rng, p=self.erasing_prob, area=self.erasing_area, aspect=self.erasing_aspect,
                                fill=self.erasing_fill, max_attempts=self.erasing_attempts,
-                               aspect_sampling=self.erasing_aspect_sampling) for f in frames]
+                               aspect_sampling=self.erasing_aspect_sampling, placement=self.erasing_placement)
+                for f in frames]

@@ -86,6 +86,25 @@ def test_erasing_position_is_uniform_not_dmca_paste_bug():
     assert touches_left_or_top >= 1
 
 
+def test_at_size_placement_reproduces_the_dmca_release_paste():
+    """The release pastes a w×h patch with its corner at (x=w, y=h), clipped by the frame; the draws stay the same."""
+    frame = np.zeros((256, 128, 3), np.uint8)
+    clipped = 0
+    for seed in range(60):
+        rng_random, rng_release = np.random.default_rng(seed), np.random.default_rng(seed)
+        drawn = random_erasing(frame, rng_random, p=1.0, fill=(255, 255, 255))
+        pasted = random_erasing(frame, rng_release, p=1.0, fill=(255, 255, 255), placement="at-size")
+        assert rng_random.random() == rng_release.random()  # same number of draws either way
+        _, _, h, w = erased_box(frame, drawn)  # the intended rectangle's size
+        y0, x0, ph, pw = erased_box(frame, pasted)
+        assert (y0, x0) == (h, w)
+        assert (ph, pw) == (min(h, 256 - h), min(w, 128 - w))  # clipped at the bottom/right edge
+        clipped += (ph, pw) != (h, w)
+    assert clipped >= 1
+    with pytest.raises(ConfigError, match="placement"):
+        random_erasing(frame, np.random.default_rng(0), p=1.0, placement="centre")
+
+
 def test_erasing_deterministic_and_probability():
     frame = clip(1, 64, 32)[0]
     a = random_erasing(frame, np.random.default_rng(5), p=1.0)
