@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tvreid_sdk.config import JsonCfg
 from tvreid_sdk.errors import ConfigError
+from tvreid_sdk.vision.augment import ERASING_PLACEMENT
 
 from ..config import _read_yaml, parse_override, resolve_recipe
 
@@ -53,11 +54,14 @@ class TfclipDataSection(JsonCfg):
     num_frames: int = 8
     train_sampler: str = "rrs_train"
     test_sampler: str = "rss"  # = rrs_test
-    memory_sampler: str = "dense"  # CLIP-Memory: dense clips averaged per tracklet, as released
+    memory_sampler: str = "dense_all"  # CLIP-Memory: every dense clip averaged per tracklet, as released
     num_identities: int = 4  # P identities per batch
     num_instances: int = 4  # K tracklets per identity (batch 16)
     flip_prob: float = 0.5
     erasing_prob: float = 0.5
+    # random: at the drawn position | at-size: where the release's RandomSizedEarser pastes it (corner at the
+    # patch's own width/height, see tvreid_sdk.vision.augment.ERASING_PLACEMENT)
+    erasing_placement: str = "random"
     eval_gallery: str = "query+gallery"  # TF-CLIP ranks against query+gallery; "gallery" = deep-person-reid
     eval_with_camera: bool = True  # feed camera ids at test time (SIE), as released
     workers: int = 4
@@ -65,6 +69,8 @@ class TfclipDataSection(JsonCfg):
     on_missing: str = "fail"
 
     def __post_init__(self) -> None:
+        if self.erasing_placement not in ERASING_PLACEMENT:
+            raise ValueError(f"data.erasing_placement must be one of {ERASING_PLACEMENT}, got {self.erasing_placement!r}")
         if self.eval_gallery not in ("query+gallery", "gallery"):
             raise ValueError(f"data.eval_gallery must be 'query+gallery' or 'gallery', got {self.eval_gallery!r}")
 

@@ -59,7 +59,8 @@ class VideoTrainSet(torch.utils.data.Dataset):
 
     def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int = 8,
                  sampler: str = "rrs_train", flip_prob: float = 0.5, erasing_prob: float = 0.5,
-                 camera_drop_prob: float = 0.0, seed: int = 1, cache_frames: bool = False):
+                 camera_drop_prob: float = 0.0, seed: int = 1, cache_frames: bool = False,
+                 erasing_placement: str = "random"):
         if not tracklets:
             raise ConfigError("no training tracklets")
         self.tracklets = tracklets
@@ -67,7 +68,7 @@ class VideoTrainSet(torch.utils.data.Dataset):
         self.camids = np.array([t.camid for t in tracklets], dtype=np.int64)  # [N]
         self.num_frames, self.sampler = num_frames, sampler
         self.flip_prob, self.erasing_prob, self.camera_drop_prob = flip_prob, erasing_prob, camera_drop_prob
-        self.seed = seed
+        self.seed, self.erasing_placement = seed, erasing_placement
         self.cache = FrameCache(preprocess, cache_frames)
         self.epoch = 0
 
@@ -83,7 +84,7 @@ class VideoTrainSet(torch.utils.data.Dataset):
         idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, rng)  # [T]
         frames = [self.cache.get(trk.frames[j], int(j)) for j in idx]
         frames = random_horizontal_flip_sequence(frames, rng, p=self.flip_prob)
-        frames = [random_erasing(f, rng, p=self.erasing_prob) for f in frames]
+        frames = [random_erasing(f, rng, p=self.erasing_prob, placement=self.erasing_placement) for f in frames]
         camid = -1 if rng.random() < self.camera_drop_prob else int(self.camids[index])
         return {"frames": torch.from_numpy(np.stack(frames)),  # [T,H,W,3] uint8
                 "pids": torch.tensor(self.pids[index]), "camids": torch.tensor(camid)}

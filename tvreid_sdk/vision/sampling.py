@@ -11,6 +11,8 @@ its last index to ``k*T`` entries, ``k = ceil(L/T)`` (``k = 1`` when ``L < T``),
 ``rrs_train``   one uniformly random entry per chunk, redrawn on every call (TF-CLIP training).
 ``dense``       consecutive T-frame clips ``[C,T]``, the last one padded with the last frame; when
                 ``L > 10*T`` only every ``ceil(L/(10*T))``-th *complete* clip is kept (DMCA test.py).
+``dense_all``   TF-CLIP's ``dense`` (``video_loader_xh.py``): every consecutive T-frame clip while more than T
+                frames remain, then the rest (1..T frames) padded by cycling through it (``[24,25,24,25...]``).
 ``evenly``      ``T`` indices ``0, s, 2s, ...`` with ``s = floor(L/T)`` (deep-person-reid ``evenly``).
 ``random``      T sorted distinct random indices when ``L >= T``; all frames then the last one
                 repeated when ``L < T`` (deep-person-reid draws with replacement there instead).
@@ -41,6 +43,7 @@ SamplerFn = Callable[[int, int, np.random.Generator], np.ndarray]
 
 SAMPLERS: Registry[SamplerFn] = Registry("frame sampler")
 RANDOM_SAMPLERS = frozenset({"rrs_train", "random"})
+CLIP_SAMPLERS = frozenset({"dense", "dense_all"})  # these return clips [C,T]
 
 
 def as_generator(rng: RngLike) -> np.random.Generator:
@@ -107,6 +110,15 @@ def _dense(length: int, num_frames: int, rng: np.random.Generator) -> np.ndarray
         starts = np.arange(0, length // num_frames, math.ceil(length / limit)) * num_frames
     clips = starts[:, None] + np.arange(num_frames)[None, :]  # [C,T]
     return np.minimum(clips, length - 1).astype(np.int64)  # pad the last clip with the last frame
+
+
+@SAMPLERS.register("dense_all")
+def _dense_all(length: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+    _check(length, num_frames)
+    full = max(0, math.ceil(length / num_frames) - 1)  # clips taken while more than T frames remain
+    clips = np.arange(full * num_frames, dtype=np.int64).reshape(full, num_frames)  # [C-1,T]
+    rest = np.resize(np.arange(full * num_frames, length, dtype=np.int64), num_frames)  # [T], cycled
+    return np.concatenate([clips, rest[None, :]], axis=0)  # [C,T]
 
 
 @SAMPLERS.register("evenly")
@@ -201,8 +213,8 @@ class FrameSampler:
 
     @property
     def returns_clips(self) -> bool:
-        """Whether :meth:`indices` returns clips [C,T] (``dense``) rather than one sample [T]."""
-        return self.name == "dense"
+        """Whether :meth:`indices` returns clips [C,T] (``dense``, ``dense_all``) rather than one sample [T]."""
+        return self.name in CLIP_SAMPLERS
 
     def indices(self, length: int, rng: RngLike = None) -> np.ndarray:
         """Indices for a tracklet of ``length`` frames; ``rng=None`` uses a fresh generator seeded with ``seed``.

@@ -92,6 +92,28 @@ def test_rss_and_dense_match_dmca_loops_for_all_lengths():
         assert sample_indices("dense", length).tolist() == dmca_reference(length, 8, "dense"), length
 
 
+def tfclip_dense_reference(length, t):
+    """TF-CLIP ``video_loader_xh.py`` ``dense``, transcribed as a plain loop (the list grows while it is iterated)."""
+    cur, clips = 0, []
+    while length - cur > t:
+        clips.append(list(range(cur, cur + t)))
+        cur += t
+    last = list(range(cur, length))
+    for index in last:  # noqa: B007 - appending while iterating cycles through the remaining frames
+        if len(last) >= t:
+            break
+        last.append(index)
+    return clips + [last]
+
+
+def test_dense_all_matches_the_tfclip_loop_for_all_lengths():
+    for t in (4, 8):
+        for length in range(1, 200):
+            assert sample_indices("dense_all", length, t).tolist() == tfclip_dense_reference(length, t), (t, length)
+    assert sample_indices("dense_all", 26).tolist()[-1] == [24, 25, 24, 25, 24, 25, 24, 25]
+    assert FrameSampler("dense_all").returns_clips and not FrameSampler("dense_all").is_random
+
+
 def test_chunk_strip_layout():
     chunks = chunk_strip(10)
     assert chunks.shape == (8, 2)
@@ -152,8 +174,8 @@ def test_rss_train_samples_deterministic():
 
 
 def test_registry_contents_and_miss():
-    assert SAMPLERS.names() == ["dense", "evenly", "random", "rrs_test", "rrs_train", "rss"]
-    with pytest.raises(KeyError, match="choose one of: dense, evenly"):
+    assert SAMPLERS.names() == ["dense", "dense_all", "evenly", "random", "rrs_test", "rrs_train", "rss"]
+    with pytest.raises(KeyError, match="choose one of: dense, dense_all, evenly"):
         sample_indices("uniform", 10)
 
 

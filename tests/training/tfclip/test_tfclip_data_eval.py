@@ -43,6 +43,25 @@ def test_train_set_items_are_deterministic_and_labelled(data):
     assert all(int(dropped[i]["camids"]) == -1 for i in range(3))
 
 
+def test_the_faithful_recipe_erases_where_the_release_pastes(data):
+    from training.tfclip.config import load_tfclip_recipe
+
+    assert load_tfclip_recipe("tfclip_mars_vitb16").data.erasing_placement == "at-size"
+    assert load_tfclip_recipe("tfclip_synthetic_tiny").data.erasing_placement == "random"
+    pre = get_arch("tiny-tfclip").preprocess
+    drawn = VideoTrainSet(list(data.train), pre, num_frames=4, flip_prob=0.0, erasing_prob=1.0, seed=3)
+    pasted = VideoTrainSet(list(data.train), pre, num_frames=4, flip_prob=0.0, erasing_prob=1.0, seed=3,
+                           erasing_placement="at-size")
+    moved = 0
+    for i in range(len(drawn)):
+        a, b = drawn[i]["frames"].numpy(), pasted[i]["frames"].numpy()
+        assert a.shape == b.shape
+        moved += int(not np.array_equal(a, b))  # same draws, the rectangle lands elsewhere
+    assert moved >= len(drawn) // 2
+    with pytest.raises(ValueError, match="erasing_placement"):
+        TfclipDataSection(erasing_placement="centre")
+
+
 def test_dense_clips_cover_the_tracklet(data):
     trk = max(data.gallery, key=lambda t: len(t.frames))
     clips = ClipSet([trk], get_arch("tiny-tfclip").preprocess, 4, "dense")[0]

@@ -16,7 +16,7 @@ def test_faithful_recipe_matches_the_release():
     assert (m.id_weight, m.triplet_weight, m.triplet_margin, m.i2m_weight, m.label_smoothing) == (0.25, 1.0, 0.3,
                                                                                                   1.0, 0.1)
     assert (d.dataset, d.num_frames, d.train_sampler, d.test_sampler, d.memory_sampler) == ("mars", 8, "rrs_train",
-                                                                                          "rss", "dense")
+                                                                                          "rss", "dense_all")
     assert (d.num_identities, d.num_instances, d.flip_prob, d.erasing_prob) == (4, 4, 0.5, 0.5)
     assert (o.lr, o.weight_decay, o.bias_lr_factor, o.weight_decay_bias, o.fc_lr_factor) == (5e-6, 1e-4, 2.0, 1e-4,
                                                                                            10.0)
