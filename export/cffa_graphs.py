@@ -29,9 +29,9 @@ from torch import nn
 
 from tvreid_sdk.errors import ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.checkpoint import LoadedCheckpoint
 from tvreid_sdk.modeling.clip import CFFATowers, Transformer, local_token_count
 
-from .checkpoint import LoadedCheckpoint
 from .onnx_export import (GraphSpec, _set_io_shapes, _torch_export, dummy_inputs, fold_constants, graph_spec,
                           set_metadata, shape_subgraph_nodes)
 from .onnx_graphs import L2_EPS, _attend, _layer_norm, _PixelNormalize

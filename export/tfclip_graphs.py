@@ -40,11 +40,12 @@ from tvreid_sdk.bundle import Bundle, BundleWriter, Manifest
 from tvreid_sdk.config import SamplerCfg, TokenizerCfg
 from tvreid_sdk.errors import ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.checkpoint import (checkpoint_metadata, parse_checkpoint_meta, read_metadata, resolve_checkpoint,
+                                            weights_digest)
 from tvreid_sdk.modeling.clip import ResidualAttentionBlock
 from tvreid_sdk.modeling.tfclip import FAMILY, WEIGHT_PREFIXES, TFCLIPTowers
 from tvreid_sdk.modeling.weights import load_state_dict, save_safetensors
 
-from .checkpoint import _parse_meta, checkpoint_metadata, read_metadata, resolve_checkpoint, weights_digest
 from .fp16 import convert_to_fp16
 from .onnx_export import OPSET, GraphSpec, _set_io_shapes, _torch_export, fold_constants, set_metadata, \
     shape_subgraph_nodes, tool_versions
@@ -152,7 +153,7 @@ def _camera_index(path: Path, meta: dict[str, str], num_cameras: int) -> dict[st
 def is_tfclip_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` (file, run dir or bundle) is a checkpoint of the ``tfclip`` family (False if unreadable)."""
     try:
-        arch, _, _ = _parse_meta(Path(path), read_metadata(resolve_checkpoint(path)))
+        arch, _, _ = parse_checkpoint_meta(Path(path), read_metadata(resolve_checkpoint(path)))
     except Exception:  # unreadable or not ours: the regular loader reports it
         return False
     return arch.family == FAMILY
@@ -167,7 +168,7 @@ def load_tfclip_checkpoint(path: str | os.PathLike) -> TfclipCheckpoint:
     path = resolve_checkpoint(path)
     state = load_state_dict(path)  # header checks, finite values; never unpickles
     meta = read_metadata(path)
-    arch, num_frames, sampler = _parse_meta(path, meta)
+    arch, num_frames, sampler = parse_checkpoint_meta(path, meta)
     if arch.family != FAMILY:
         raise ModelFormatError(f"{path}: arch {arch.name!r} is of family {arch.family!r}, not {FAMILY}")
     wanted = {k: v for k, v in state.items() if k.startswith(WEIGHT_PREFIXES)}
