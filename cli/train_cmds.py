@@ -61,10 +61,10 @@ def eval_cmd(run, data_root, dataset, as_json) -> None:
 
         metrics = evaluate_cffa_checkpoint(run, data_root, dataset=dataset)
     else:
-        from training.cffa_eval import detect_dataset
+        from training.data.detect import detect_text_format
         from training.evaluate import evaluate_checkpoint
 
-        name = dataset or detect_dataset(data_root)
+        name = dataset or detect_text_format(data_root)
         metrics = evaluate_checkpoint(run, data_root, **({"dataset": name} if name else {}))
     if as_json:
         click.echo(json.dumps(metrics, indent=2))

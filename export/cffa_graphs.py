@@ -34,7 +34,7 @@ from tvreid_sdk.modeling.clip import CFFATowers, Transformer, local_token_count
 
 from .onnx_export import (GraphSpec, _set_io_shapes, _torch_export, dummy_inputs, fold_constants, graph_spec,
                           set_metadata, shape_subgraph_nodes)
-from .onnx_graphs import L2_EPS, _attend, _layer_norm, _PixelNormalize
+from .onnx_graphs import L2_EPS, _attend, _layer_norm, _PixelNormalize, embed_patches
 
 VARIANTS = ("default",)  # no cuda-fused variant (see the module docstring)
 FLFR_PREFIXES = ("flfr_visual.", "flfr_text.")
@@ -115,12 +115,8 @@ class CFFAFrameEncoderGraph(nn.Module):
         """Global ``[N,D]`` and local ``[N,Dl]`` embeddings, not normalised."""
         vis = self.visual
         width = vis.cfg.width
-        x = vis.conv1(self.pixels(frames))  # [N,W,gh,gw]
-        x = x.reshape(-1, width, self.num_tokens - 1).transpose(1, 2)  # [N,gh*gw,W]
-        x = F.pad(x, (0, 0, 1, 0))  # [N,L,W], zero row where CLS goes
-        pos = vis.positional_embedding  # [L,W]
-        pos = torch.cat([(pos[0] + vis.class_embedding).unsqueeze(0), pos[1:]])  # CLS folded in: constant [L,W]
-        x, att = self.runner(_layer_norm(vis.ln_pre, x + pos))  # [N,L,W], [N,L,L]
+        x = embed_patches(vis, self.pixels(frames), self.num_tokens)  # [N,L,W]
+        x, att = self.runner(_layer_norm(vis.ln_pre, x))  # [N,L,W], [N,L,L]
         glob = _layer_norm(vis.ln_post, x[:, 0]) @ vis.proj  # [N,D]
         idx = torch.topk(att[:, 0, 1:], self.k, dim=-1).indices + 1  # [N,k], patches by CLS attention
         tokens = _layer_norm(vis.ln_post, _gather_tokens(x, idx, width)) @ vis.proj  # [N,k,D]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tvreid_sdk.config import PreprocessCfg
-from tvreid_sdk.modeling.clip import CLIPTowers, ResidualAttentionBlock, SelfAttention, Transformer
+from tvreid_sdk.modeling.clip import CLIPTowers, ResidualAttentionBlock, SelfAttention, Transformer, VisionTower
 
 L2_EPS = 1e-12  # same floor as F.normalize
 
@@ -114,6 +114,17 @@ class _PixelNormalize(nn.Module):
         return frames.permute(0, 3, 1, 2) * self.scale - self.shift  # [N,3,H,W]
 
 
+def embed_patches(vis: VisionTower, pixels: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """Normalised ``[N,3,H,W]`` → patch tokens with the class token and positions added ``[N,L,W]`` (before
+    ``ln_pre``), traced with constant shapes: the class token row starts at zero and the class embedding is folded
+    into a constant positional table."""
+    x = vis.conv1(pixels)  # [N,W,gh,gw]
+    x = x.reshape(-1, vis.cfg.width, num_tokens - 1).transpose(1, 2)  # [N,gh*gw,W]
+    x = F.pad(x, (0, 0, 1, 0))  # [N,L,W], zero row where CLS goes
+    pos = vis.positional_embedding  # [L,W]
+    return x + torch.cat([(pos[0] + vis.class_embedding).unsqueeze(0), pos[1:]])  # CLS folded in: constant [L,W]
+
+
 class FrameEncoderGraph(nn.Module):
     """``frames uint8 [N,H,W,3]`` → per-frame projected CLS ``[N,D]`` (not normalised).
 
@@ -137,13 +148,7 @@ class FrameEncoderGraph(nn.Module):
 
     def encode_float(self, frames: torch.Tensor) -> torch.Tensor:  # float [N,H,W,3], 0..255
         vis = self.visual
-        width = vis.cfg.width
-        x = vis.conv1(self.pixels(frames))  # [N,W,gh,gw]
-        x = x.reshape(-1, width, self.num_tokens - 1).transpose(1, 2)  # [N,gh*gw,W]
-        x = F.pad(x, (0, 0, 1, 0))  # [N,L,W], zero row where CLS goes
-        pos = vis.positional_embedding  # [L,W]
-        pos = torch.cat([(pos[0] + vis.class_embedding).unsqueeze(0), pos[1:]])  # CLS folded in: constant [L,W]
-        x = self.runner(_layer_norm(vis.ln_pre, x + pos))  # [N,L,W]
+        x = self.runner(_layer_norm(vis.ln_pre, embed_patches(vis, self.pixels(frames), self.num_tokens)))  # [N,L,W]
         cls = x[:, 0]  # [N,W]
         return _layer_norm(vis.ln_post, cls) @ vis.proj  # [N,D]
 

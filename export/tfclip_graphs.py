@@ -49,7 +49,7 @@ from tvreid_sdk.modeling.weights import load_state_dict, save_safetensors
 from .fp16 import convert_to_fp16
 from .onnx_export import OPSET, GraphSpec, _set_io_shapes, _torch_export, fold_constants, set_metadata, \
     shape_subgraph_nodes, tool_versions
-from .onnx_graphs import L2Normalize, _attend, _layer_norm, _PixelNormalize, _TransformerRunner
+from .onnx_graphs import L2Normalize, _attend, _layer_norm, _PixelNormalize, _TransformerRunner, embed_patches
 from .parity import BATCH_ABS_TOL, COS_MIN, check_graph, cosine_rows, make_probe, require_passed
 from .tfclip_trt import EngineOptions, build_video_engine
 
@@ -85,10 +85,8 @@ class TfclipVideoGraph(nn.Module):
 
     def forward(self, frames: torch.Tensor, camera: torch.Tensor | None = None) -> torch.Tensor:
         vis, t, n, w = self.model.visual, self.num_frames, self.num_tokens, self.dim
-        x = vis.conv1(self.pixels(frames.to(torch.float32).reshape(-1, self.height, self.width, 3)))  # [BT,W,gh,gw]
-        x = F.pad(x.reshape(-1, w, n - 1).transpose(1, 2), (0, 0, 1, 0))  # [BT,L,W], zero row where CLS goes
-        pos = vis.positional_embedding
-        x = x + torch.cat([(pos[0] + vis.class_embedding).unsqueeze(0), pos[1:]])  # CLS folded in: constant [L,W]
+        pixels = self.pixels(frames.to(torch.float32).reshape(-1, self.height, self.width, 3))  # [BT,3,H,W]
+        x = embed_patches(vis, pixels, n)  # [BT,L,W]
         if camera is not None:
             onehot = (camera.reshape(-1, 1) == self.camera_ids).to(torch.float32)  # [B,C], all 0 when unknown
             offset = F.pad((onehot @ self.model.sie).reshape(-1, 1, 1, w), (0, 0, 0, n - 1))  # [B,1,L,W], row 0 only

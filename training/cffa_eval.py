@@ -6,7 +6,7 @@ evaluation is the training loop's (:func:`training.cffa.evaluate_joint`): every 
 image, ``sim = (cos_global + cos_local) / 2``, R1/R5/R10/mAP/mINP matched by person id.
 
 The dataset format comes from, in order: the ``dataset`` argument, the layout of the data root
-(:func:`detect_dataset`), the run's ``config.json`` next to the checkpoint.
+(:func:`training.data.detect.detect_text_format`), the run's ``config.json`` next to the checkpoint.
 """
 from __future__ import annotations
 
@@ -25,15 +25,9 @@ from tvreid_sdk.modeling.weights import load_state_dict
 
 from .cffa import evaluate_joint
 from .data import DATASETS
-from .data.detect import TEXT_FORMATS, detect_format
+from .data.detect import detect_text_format
 
 INFERENCE_PREFIXES = ("visual.", "text.", "flfr_visual.", "flfr_text.")  # what CFFATowers holds
-
-
-def detect_dataset(root: str | os.PathLike) -> str | None:
-    """The captioned dataset format ``root`` holds (:func:`training.data.detect.detect_format`), else None."""
-    name = detect_format(root)
-    return name if name in TEXT_FORMATS else None
 
 
 def _run_dataset(checkpoint: Path) -> str | None:
@@ -50,7 +44,7 @@ def resolve_dataset(checkpoint: Path, data_root: str | os.PathLike, dataset: str
     Raises:
         ConfigError: nothing tells the format.
     """
-    name = dataset or detect_dataset(data_root) or _run_dataset(checkpoint)
+    name = dataset or detect_text_format(data_root) or _run_dataset(checkpoint)
     if not name:
         raise ConfigError(f"cannot tell the dataset format of {data_root} (no CUHK-PEDES / ICFG-PEDES / RSTPReid "
                           "annotation file, no TV-MARS info directories, no config.json beside the checkpoint); pass "

@@ -25,3 +25,9 @@ def detect_format(root: str | os.PathLike) -> str | None:
     if (root / "info" / "tracks_test_info.mat").is_file():
         return "mars"
     return None
+
+
+def detect_text_format(root: str | os.PathLike) -> str | None:
+    """The captioned dataset format ``root`` holds (:data:`TEXT_FORMATS`), else None."""
+    name = detect_format(root)
+    return name if name in TEXT_FORMATS else None

@@ -148,12 +148,15 @@ class VisionTower(nn.Module):
         self.ln_post = LayerNormFp32(w)
         self.proj = nn.Parameter(scale * torch.randn(w, embed_dim))
 
-    def forward_hidden(self, x: torch.Tensor, return_attn: bool = False):
+    def forward_hidden(self, x: torch.Tensor, return_attn: bool = False, cls_offset: torch.Tensor | None = None):
         """Images ``[N,3,H,W]`` (normalised) → transformer output ``[N,L,width]`` before ``ln_post``
-        (plus the last block's attention ``[N,L,L]`` with ``return_attn``)."""
+        (plus the last block's attention ``[N,L,L]`` with ``return_attn``). ``cls_offset`` ``[N,width]`` is added
+        to the class token before the positional embedding (TF-CLIP's camera embedding)."""
         x = self.conv1(x)  # [N,W,gh,gw]
         x = x.flatten(2).transpose(1, 2)  # [N,gh*gw,W]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # [N,1,W]
+        if cls_offset is not None:
+            cls = cls + cls_offset.to(x.dtype).unsqueeze(1)  # [N,1,W]
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # [N,L,W]
         return self.transformer(self.ln_pre(x), return_attn=return_attn)
 

@@ -62,13 +62,7 @@ def vision_tokens(visual: VisionTower, images: torch.Tensor, cls_offset: torch.T
     Returns:
         ``ln_post``-ed tokens ``[N,L,W]`` (token 0 is CLS).
     """
-    if cls_offset is None:
-        return visual.ln_post(visual.forward_hidden(images))
-    x = visual.conv1(images)  # [N,W,gh,gw]
-    x = x.flatten(2).transpose(1, 2)  # [N,gh*gw,W]
-    cls = visual.class_embedding.to(x.dtype) + cls_offset.to(x.dtype)  # [N,W]
-    x = torch.cat([cls.unsqueeze(1), x], dim=1) + visual.positional_embedding.to(x.dtype)  # [N,L,W]
-    return visual.ln_post(visual.transformer(visual.ln_pre(x)))
+    return visual.ln_post(visual.forward_hidden(images, cls_offset=cls_offset))
 
 
 class TMDBlock(nn.Module):
