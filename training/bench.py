@@ -166,7 +166,8 @@ def bench_train_step(cfg: TrainBenchCfg = TrainBenchCfg(),
         flops = int(counter.get_total_flops())
     progress(f"train: {cfg.warmup} warm-up + up to {cfg.steps} timed steps on {device}")
     timing = TimingCfg(reps=cfg.steps, warmup=cfg.warmup, budget_s=cfg.budget_s, min_reps=min(cfg.min_steps, cfg.steps))
-    result = measure(step, timing, clock=CUDA if device.type == "cuda" else HOST)
+    result = measure(step, timing, clock=CUDA if device.type == "cuda" else HOST,
+                     device=str(device) if device.type == "cuda" else None)  # events on the step's GPU
     peak_gib, peak_kind = _peak_memory(device)
     seconds = result.p50_ms / 1e3
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

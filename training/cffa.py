@@ -36,9 +36,10 @@ from .config import OptimSection, TrainCfg
 from .data.records import Dataset
 from .dataset import TrackletEvalSet, tokenize_captions
 from .dmca import IRRBranch
+from .distributed import gather_rows, rank_share
 from .losses import id_loss, mal_coefficient, mal_loss, mlm_loss
 from .metrics import evaluate_t2v
-from .optim import build_optimizer
+from .optim import make_adam, param_groups
 
 CFFA_LOSSES = ("mal", "mlm", "id")
 TAU = 0.015
@@ -135,16 +136,18 @@ class CFFA(nn.Module):
         txt_g, txt_l = self.text_parts(caption, batch["eot"])
         pids = batch["pids"]
         out: dict[str, torch.Tensor] = {}
-        if "mal" in self.losses:
-            out["mal_loss"] = (mal_loss(img_g, txt_g, pids, self.tau, self.margin, self.mal_c)
-                               + mal_loss(img_l, txt_l, pids, self.tau, self.margin, self.mal_c))
+        if "mal" in self.losses:  # a batch-wide loss: under DDP it sees every rank's rows
+            all_img_g, all_txt_g, all_img_l, all_txt_l, all_pids = gather_rows(img_g, txt_g, img_l, txt_l, pids)
+            out["mal_loss"] = (mal_loss(all_img_g, all_txt_g, all_pids, self.tau, self.margin, self.mal_c)
+                               + mal_loss(all_img_l, all_txt_l, all_pids, self.tau, self.margin, self.mal_c))
         if "id" in self.losses:
-            out["id_loss"] = id_loss(self.classifier, img_g, txt_g, pids)
+            out["id_loss"] = id_loss(self.classifier, img_g, txt_g, pids) * rank_share(img_g.shape[0])
         if self.irr is not None:
             labels = batch["mlm_labels"]
             positions = labels > 0  # [B,77]
             logits = self.irr(self.towers.encode_text_tokens(batch["mlm_ids"]), img_tokens, positions)  # [M,V]
-            out["mlm_loss"] = self.mlm_weight * mlm_loss(logits, labels[positions])
+            out["mlm_loss"] = self.mlm_weight * mlm_loss(logits, labels[positions]) * rank_share(logits.shape[0],
+                                                                                                 logits.device)
             with torch.no_grad():
                 out["mlm_acc"] = (logits.argmax(-1) == labels[positions]).float().mean()
         out["loss"] = sum(v for k, v in out.items() if k.endswith("_loss"))
@@ -169,12 +172,13 @@ def build_cffa(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> CFFA:
 
 
 def cffa_optimizer(model: nn.Module, cfg: OptimSection) -> torch.optim.Optimizer:
-    """:func:`training.optim.build_optimizer` with the release's fixed base lr (1e-3) for the FLFR heads."""
-    optimizer = build_optimizer(model, cfg)
-    for group in optimizer.param_groups:
+    """Adam with the rules of :func:`training.optim.param_groups` and the release's fixed base lr (1e-3) for the
+    FLFR heads."""
+    groups = param_groups(model, cfg)
+    for group in groups:
         if group["name"].startswith("flfr_"):
             group["lr"] = group["initial_lr"] = FLFR_LR
-    return optimizer
+    return make_adam(groups, cfg)
 
 
 JOINT_SCORE = "(cos_global + cos_local) / 2"  # CFFA's test score, what the joint vectors' dot product computes

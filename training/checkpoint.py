@@ -83,7 +83,12 @@ def load_resume(out: Path, optimizer: torch.optim.Optimizer) -> dict:
         if name.startswith("opt."):
             _, pid, key = name.split(".", 2)
             opt_state.setdefault(int(pid), {})[key] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("optimizer_groups")})
+    saved_groups = state.pop("optimizer_groups")
+    try:
+        optimizer.load_state_dict({"state": opt_state, "param_groups": saved_groups})
+    except ValueError as exc:  # group count or sizes differ: another recipe, or groups laid out by an older version
+        raise ModelFormatError(f"{out / 'resume.json'}: the saved optimiser state does not fit this run's optimiser "
+                               f"({exc}); train into a new --out directory or without --resume") from exc
     torch.set_rng_state(tensors["rng.torch"])
     np.random.set_state(("MT19937", np.array(state.pop("rng_numpy"), dtype=np.uint32), state.pop("rng_numpy_pos"), 0, 0.0))
     random.setstate(_parse_python_rng(state.pop("rng_python")))

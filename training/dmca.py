@@ -14,6 +14,7 @@ from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.clip import CLIPTowers, LayerNormFp32, QuickGELU, Transformer, gather_eot
 
+from .distributed import gather_rows, rank_share
 from .losses import id_loss, mlm_loss, sdm_loss, vtc_loss
 
 
@@ -192,19 +193,21 @@ class DMCA(nn.Module):
         video, text = video_tokens[:, :, 0].mean(1), gather_eot(caption_tokens, batch["eot"])  # [B,D], [B,D]
         scale = float(self.logit_scale)
         out: dict[str, torch.Tensor] = {}
-        if "vtc" in self.losses:
-            out["vtc_loss"] = vtc_loss(video, text, scale)
-        if "sdm" in self.losses:
-            out["sdm_loss"] = sdm_loss(video, text, batch["pids"], scale)
+        if "vtc" in self.losses or "sdm" in self.losses:  # batch-wide losses see every rank's rows under DDP
+            all_video, all_text, all_pids = gather_rows(video, text, batch["pids"])  # [B_all,D], [B_all,D], [B_all]
+            if "vtc" in self.losses:
+                out["vtc_loss"] = vtc_loss(all_video, all_text, scale)
+            if "sdm" in self.losses:
+                out["sdm_loss"] = sdm_loss(all_video, all_text, all_pids, scale)
         if "id" in self.losses:
-            out["id_loss"] = id_loss(self.classifier, video, text, batch["pids"])
+            out["id_loss"] = id_loss(self.classifier, video, text, batch["pids"]) * rank_share(video.shape[0])
         if self.msc is not None:
             mlm_tokens = caption_tokens if self.contrast_on_masked else \
                 self.towers.encode_text_tokens(batch["mlm_ids"])  # [B,77,D]
             labels = batch["mlm_labels"]
             positions = labels > 0  # [B,77]
             logits = self.msc(mlm_tokens, video_tokens, positions)  # [M,V]
-            out["msc_loss"] = mlm_loss(logits, labels[positions])
+            out["msc_loss"] = mlm_loss(logits, labels[positions]) * rank_share(logits.shape[0], logits.device)
             with torch.no_grad():
                 out["mlm_acc"] = (logits.argmax(-1) == labels[positions]).float().mean()
         out["loss"] = sum(v for k, v in out.items() if k.endswith("_loss"))

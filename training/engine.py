@@ -29,6 +29,7 @@ from .data import DATASETS
 from .data.records import Dataset
 from .data.samplers import IdentityBalancedSampler, RandomBatchSampler
 from .dataset import TextVideoTrainSet, TrackletEvalSet, tokenize_captions, train_augment
+from .distributed import RankSlice, dist_info, weight_spread
 from .dmca import DMCA
 from .losses import parse_loss_names
 from .metrics import evaluate_t2v
@@ -199,17 +200,6 @@ def train_step(forward, model: torch.nn.Module, batch: dict, optimizer: torch.op
     return vals
 
 
-def _dist_info() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return rank, world
-
-
 def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, log=print) -> dict:
     """Train the recipe's model (its arch's family: DMCA, CFFA) on the dataset at ``data_root``; write checkpoints
     and logs to ``out_dir``.
@@ -220,7 +210,7 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
     Returns:
         The last evaluation's metrics plus ``best_R1``.
     """
-    rank, world = _dist_info()
+    rank, world = dist_info()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)
@@ -256,6 +246,8 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
         save_cfg(cfg, out / "config.json")
     runner = model
     if world > 1:
+        if device.type == "cuda":  # CFFA's FLFR BatchNorm over the whole batch, as one GPU computes it
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # (gloo/CPU has no SyncBatchNorm)
         runner = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
     forward = torch.compile(runner) if cfg.run.compile else runner
     amp = autocast_dtype(device, cfg.run.precision)
@@ -270,7 +262,7 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
             lr_factor = set_lr(optimizer, epoch, cfg.optim)
             model.train()
             loader = torch.utils.data.DataLoader(
-                train_set, batch_sampler=_RankSlice(sampler, rank, world, steps_per_epoch),
+                train_set, batch_sampler=RankSlice(sampler, rank, world, steps_per_epoch),
                 num_workers=cfg.data.workers, persistent_workers=False)
             bar = _Progress(steps_per_epoch, cfg.run.progress and rank == 0, f"epoch {epoch + 1}/{cfg.optim.epochs}")
             t0, sums, count = time.time(), {}, 0
@@ -289,6 +281,8 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
             bar.close()
             means = {k: v / max(1, count) for k, v in sums.items()}
             record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - t0, 2), **means}
+            if world > 1:  # every rank joins the check; only rank 0 records it
+                record["rank_weight_spread"] = _checked_spread(model)
             if rank == 0:
                 is_eval = (epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs
                 if is_eval and (len(data.query) + len(data.gallery)) > 0:
@@ -311,17 +305,10 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
     return {**metrics, "best_R1": best_r1}
 
 
-class _RankSlice:
-    """This rank's share of each batch from the global batch sampler (all ranks draw the same batches)."""
-
-    def __init__(self, sampler, rank: int, world: int, max_batches: int):
-        self.sampler, self.rank, self.world, self.max_batches = sampler, rank, world, max_batches
-
-    def __iter__(self):
-        for i, batch in enumerate(self.sampler):
-            if i >= self.max_batches:
-                break
-            yield list(batch)[self.rank::self.world]
-
-    def __len__(self) -> int:
-        return self.max_batches
+def _checked_spread(model: torch.nn.Module) -> float:
+    """:func:`weight_spread` across the data-parallel ranks; raises when they no longer hold the same weights."""
+    spread = weight_spread(model)
+    if spread > 0.0:
+        raise RuntimeError(f"data-parallel ranks hold different weights (largest difference {spread:.3g}): "
+                           "gradients were not synchronised; check that every rank runs the same recipe")
+    return spread

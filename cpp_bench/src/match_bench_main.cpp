@@ -51,16 +51,23 @@ Workload make_workload(const MatchBenchArgs& args) {
   return w;
 }
 
-JsonFields make_row(const char* backend, const char* precision, int64_t n, int q, const MatchBenchArgs& args,
-                    const LatencyStats& stats, size_t bytes_per_value) {
+// Row fields as tvreid_sdk.bench.report.make_row orders them: identity (task, backend, precision, device), timing
+// statistics, clock + timing note, then the match shape (batch = queries, as `tvreid bench` match rows).
+JsonFields make_row(const char* backend, const char* precision, const char* device, int64_t n, int q,
+                    const MatchBenchArgs& args, const LatencyStats& stats, const char* clock, const char* timing_note,
+                    size_t bytes_per_value) {
   JsonFields row{{"task", std::string("match")},
                  {"backend", std::string(backend)},
                  {"precision", std::string(precision)},
-                 {"gallery_size", n},
-                 {"queries", static_cast<int64_t>(q)},
-                 {"k", static_cast<int64_t>(args.k)},
-                 {"dim", static_cast<int64_t>(args.dim)}};
+                 {"device", std::string(device)}};
   append_latency_fields(stats, &row);
+  row.emplace_back("clock", std::string(clock));
+  row.emplace_back("timing", std::string(timing_note));
+  row.emplace_back("batch", static_cast<int64_t>(q));
+  row.emplace_back("gallery_size", n);
+  row.emplace_back("queries", static_cast<int64_t>(q));
+  row.emplace_back("k", static_cast<int64_t>(args.k));
+  row.emplace_back("dim", static_cast<int64_t>(args.dim));
   // Achieved bandwidth: every gallery byte is read once per search; time = p50.
   const double gallery_bytes = static_cast<double>(n) * args.dim * static_cast<double>(bytes_per_value);
   row.emplace_back("gb_per_s", gallery_bytes / (stats.p50_ms * 1e-3) / 1e9);
@@ -70,7 +77,10 @@ JsonFields make_row(const char* backend, const char* precision, int64_t n, int q
 void log_row(const JsonFields& row) {
   std::fprintf(stderr, "  ");
   for (const auto& [key, value] : row) {
-    if (key == "task" || key == "precision" || key == "dim" || key == "min_ms" || key == "max_ms") continue;
+    if (key == "task" || key == "precision" || key == "device" || key == "dim" || key == "min_ms" ||
+        key == "max_ms" || key == "clock" || key == "timing" || key == "batch") {
+      continue;
+    }
     if (const auto* d = std::get_if<double>(&value)) std::fprintf(stderr, "%s=%.4g ", key.c_str(), *d);
     if (const auto* i = std::get_if<int64_t>(&value)) std::fprintf(stderr, "%s=%lld ", key.c_str(), (long long)*i);
     if (const auto* s = std::get_if<std::string>(&value)) std::fprintf(stderr, "%s=%s ", key.c_str(), s->c_str());
@@ -98,7 +108,9 @@ void bench_cpu(const MatchBenchArgs& args, const Workload& w, BenchReport* repor
         const auto t1 = std::chrono::steady_clock::now();
         samples.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
       }
-      JsonFields row = make_row(sgemm_backend_name(), "fp32", n, q, args, summarize_ms(samples), sizeof(float));
+      JsonFields row = make_row(sgemm_backend_name(), "fp32", "cpu", n, q, args, summarize_ms(samples), "host",
+                                "host steady_clock around one search(): fp32 queries on the host -> top-k on the host",
+                                sizeof(float));
       row.emplace_back("threads", static_cast<int64_t>(matcher.threads()));
       row.emplace_back("chunk_rows", matcher.chunk_rows_for(q));
       log_row(row);
@@ -157,8 +169,9 @@ void bench_cuda(const MatchBenchArgs& args, const Workload& w, BenchReport* repo
       for (int i = 0; i < args.reps; ++i) {
         samples.push_back(matcher.search_host(w.queries.data(), q, args.k, n, &result));
       }
-      JsonFields row = make_row("cpp-cuda-cublas", "fp16", n, q, args, summarize_ms(samples), 2);
-      row.emplace_back("timing", std::string("cuda-events: query H2D + GEMM + top-k + results D2H"));
+      JsonFields row = make_row("cpp-cuda-cublas", "fp16", "cuda", n, q, args, summarize_ms(samples), "cuda",
+                                "cuda events: fp16 query H2D + GEMM + top-k + results D2H (host fp32->fp16 untimed)",
+                                2);
       log_row(row);
       report->rows.push_back(std::move(row));
     }

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tvreid_sdk.bench.report import validate_report
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CPP_BENCH_DIR = REPO_ROOT / "cpp_bench"
 CPU_BACKENDS = {"cpp-cpu-blas", "cpp-cpu-naive-blocked"}
 ROW_KEYS = {
-    "task", "backend", "precision", "gallery_size", "queries", "k", "dim",
+    "task", "backend", "precision", "device", "clock", "timing", "batch", "gallery_size", "queries", "k", "dim",
     "p50_ms", "p95_ms", "p99_ms", "mean_ms", "reps", "gb_per_s",
 }
 
@@ -76,6 +78,7 @@ def test_report_follows_schema_with_sane_timings(match_bench: Path, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert "self-check passed" in proc.stderr
     report = json.loads(out.read_text())
+    assert validate_report(report) == [], "the report must pass `tvreid bench`'s own schema check"
 
     assert report["tool"] == "match_bench"
     assert report["version"] == _sdk_version()
@@ -95,6 +98,8 @@ def test_report_follows_schema_with_sane_timings(match_bench: Path, tmp_path: Pa
         assert row["task"] == "match"
         assert row["backend"] in CPU_BACKENDS
         assert row["precision"] == "fp32"
+        assert (row["device"], row["clock"], row["batch"]) == ("cpu", "host", row["queries"])
+        assert row["timing"]
         assert (row["k"], row["dim"], row["reps"]) == (10, 512, 3)
         assert 0 < row["min_ms"] <= row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
         assert row["min_ms"] <= row["mean_ms"] <= row["max_ms"]

@@ -208,7 +208,7 @@ def test_dmca_keeps_its_parameter_names_on_the_shared_irr_module():
 def test_optimizer_gives_the_flfr_heads_the_release_learning_rate():
     model = CFFA(get_arch("tiny-cffa"), ("mal", "mlm", "id"), num_classes=3, cmt_depth=1)
     cfg = load_recipe("cffa_cuhkpedes_vitb16").optim
-    groups = {g["name"]: g for g in cffa_optimizer(model, cfg).param_groups}
+    groups = {name: g for g in cffa_optimizer(model, cfg).param_groups for name in g["names"]}
     assert groups["flfr_visual.fc.weight"]["lr"] == groups["flfr_text.mlp_out.bias"]["initial_lr"] == FLFR_LR
     assert groups["irr.cross_attn.in_proj_weight"]["lr"] == pytest.approx(5e-5)
     assert groups["towers.visual.conv1.weight"]["lr"] == pytest.approx(1e-5)

@@ -19,5 +19,7 @@ def test_two_process_torchrun_trains_and_rank0_writes(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "seconds" in r] == [1]  # one epoch record: only rank 0 logs
+    epoch = next(r for r in records if "seconds" in r)
+    assert epoch["rank_weight_spread"] == 0.0  # both ranks still hold the same weights: gradients were averaged
     assert (out / "last.safetensors").is_file()
     assert json.loads((out / "resume.json").read_text())["step"] == 2

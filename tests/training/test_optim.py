@@ -1,9 +1,12 @@
+import copy
+
 import pytest
+import torch
 
 from tvreid_sdk.modeling.arch import get_arch
 from training.config import OptimSection
 from training.dmca import DMCA
-from training.optim import lr_factor, param_groups
+from training.optim import build_optimizer, lr_factor, param_groups, set_lr
 
 
 def test_release_learning_rate_rules():
@@ -31,3 +34,25 @@ def test_warmup_then_cosine():
     assert lr_factor(5, cfg) == pytest.approx(1.0)
     assert lr_factor(32.5, cfg) == pytest.approx(0.5)
     assert lr_factor(60, cfg) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_merged_groups_update_exactly_like_one_group_per_parameter():
+    torch.manual_seed(0)
+    model = DMCA(get_arch("tiny-test"), ("msc", "vtc", "id"), num_classes=5, cmt_depth=1)
+    twin = copy.deepcopy(model)
+    cfg = OptimSection(lr=1e-3)
+    merged = build_optimizer(model, cfg)
+    per_param = torch.optim.Adam(param_groups(twin, cfg), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                                 weight_decay=cfg.weight_decay)
+    rules = {g["name"]: (g["lr"], g["weight_decay"]) for g in param_groups(model, cfg)}
+    assert len(merged.param_groups) == len(set(rules.values())) < len(rules)
+    assert {n: (g["lr"], g["weight_decay"]) for g in merged.param_groups for n in g["names"]} == rules
+    for opt, net in ((merged, model), (per_param, twin)):
+        set_lr(opt, 7, cfg)
+        for step in range(3):
+            torch.manual_seed(step)
+            for p in net.parameters():
+                p.grad = torch.randn_like(p)
+            opt.step()
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(a, b), name

@@ -24,7 +24,8 @@ from tvreid_sdk.vision.preprocess import normalize_torch
 
 from ..checkpoint import load_resume, save_resume
 from ..data.samplers import IdentityBalancedSampler
-from ..engine import _dist_info, _Progress, _RankSlice, autocast_dtype, resolve_device, seed_everything
+from ..distributed import RankSlice, dist_info
+from ..engine import _checked_spread, _Progress, autocast_dtype, resolve_device, seed_everything
 from .checkpoint import load_tfclip_weights, save_tfclip, training_camera_index
 from .config import FAMILY, TfclipTrainCfg, save_cfg
 from .data import VideoTrainSet, infer_num_cameras, load_video_dataset
@@ -80,13 +81,13 @@ def train(cfg: TfclipTrainCfg, data_root: str, out_dir: str, *, resume: bool = F
     Raises:
         ConfigError: the recipe's arch is not a TF-CLIP arch, or the data cannot fill P×K batches.
     """
-    rank, world = _dist_info()
+    rank, world = dist_info()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.run.seed)  # the same seed on every rank: identical initial weights
     device = resolve_device(cfg.run.device)
     if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())  # the LOCAL_RANK device _dist_info selected
+        device = torch.device("cuda", torch.cuda.current_device())  # the LOCAL_RANK device dist_info selected
     arch = get_arch(cfg.model.arch)
     if arch.family != FAMILY:
         raise ConfigError(f"model.arch {arch.name!r} is a {arch.family!r} arch; use tfclip-vit-b16 or tiny-tfclip")
@@ -120,6 +121,8 @@ def train(cfg: TfclipTrainCfg, data_root: str, out_dir: str, *, resume: bool = F
         save_cfg(cfg, out / "config.json")
     runner = model
     if world > 1:  # every parameter takes part in the loss: no unused-parameter search
+        if device.type == "cuda":  # BNNeck statistics over the whole P×K batch, as one GPU computes them
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # (gloo/CPU has no SyncBatchNorm)
         runner = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     steps = len(sampler) if not cfg.run.max_steps_per_epoch else min(len(sampler), cfg.run.max_steps_per_epoch)
@@ -139,16 +142,19 @@ def train(cfg: TfclipTrainCfg, data_root: str, out_dir: str, *, resume: bool = F
             sampler.set_epoch(epoch)
             train_set.set_epoch(epoch)
             factor = set_lr(optimizer, epoch, cfg.optim)
-            loader = torch.utils.data.DataLoader(train_set, batch_sampler=_RankSlice(sampler, rank, world, steps),
+            loader = torch.utils.data.DataLoader(train_set, batch_sampler=RankSlice(sampler, rank, world, steps),
                                                  num_workers=dc.workers)
             bar = _Progress(steps, cfg.run.progress and rank == 0, f"epoch {epoch + 1}/{cfg.optim.epochs}")
             t0 = time.time()
             means = _train_epoch(model, runner, loader, optimizer, scaler, amp, device, cfg, bar, on_step)
             bar.close()
+            spread = _checked_spread(model) if world > 1 else None  # every rank joins the check
             if rank != 0:
                 continue
             record = {"epoch": epoch + 1, "step": step, "lr_factor": factor, "seconds": round(time.time() - t0, 2),
                       **means}
+            if spread is not None:
+                record["rank_weight_spread"] = spread
             if (epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
                 metrics = evaluate_model(model, data, dc, device)  # fp32, as the release evaluates
                 record.update({f"test_{k}": metrics[k] for k in ("R1", "R5", "R10", "R20", "mAP")})

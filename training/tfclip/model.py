@@ -17,6 +17,7 @@ from tvreid_sdk.errors import ConfigError, ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.tfclip import TFCLIPTowers, video_embedding
 
+from ..distributed import gather_rows, rank_share
 from .config import FAMILY, TfclipModelSection
 from .losses import batch_hard_triplet
 from .modules import SequenceSpecificPrompt
@@ -121,12 +122,15 @@ class TFCLIP(TFCLIPTowers):
         memory = self.ssp(self.memory, f.proj_tokens)  # [B,K,D]
         logits = torch.einsum("bd,bkd->bk", f.proj.to(memory.dtype), memory)  # [B,K] video-to-memory
         ls = cfg.label_smoothing
+        share = rank_share(pids.shape[0])  # per-item losses: this rank's part of the mean over all ranks' items
+        *all_features, all_pids = gather_rows(f.cls, f.proj, f.tmd, pids)  # hard mining over the whole P×K batch
         out = {
-            "id_loss": cfg.id_weight * sum(F.cross_entropy(s.float(), pids, label_smoothing=ls) for s in scores),
-            "triplet_loss": cfg.triplet_weight * sum(batch_hard_triplet(x.float(), pids, cfg.triplet_margin)
-                                                     for x in (f.cls, f.proj, f.tmd)),
-            "i2m_loss": cfg.i2m_weight * F.cross_entropy(logits.float(), pids, label_smoothing=ls),
-            "frame_id_loss": cfg.frame_id_weight * F.cross_entropy(
+            "id_loss": cfg.id_weight * share * sum(F.cross_entropy(s.float(), pids, label_smoothing=ls)
+                                                   for s in scores),
+            "triplet_loss": cfg.triplet_weight * sum(batch_hard_triplet(x.float(), all_pids, cfg.triplet_margin)
+                                                     for x in all_features),
+            "i2m_loss": cfg.i2m_weight * share * F.cross_entropy(logits.float(), pids, label_smoothing=ls),
+            "frame_id_loss": cfg.frame_id_weight * share * F.cross_entropy(
                 frame_scores.float(), pids.repeat_interleave(t), label_smoothing=ls) / t,
         }
         out["loss"] = sum(out.values())

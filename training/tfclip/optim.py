@@ -14,6 +14,7 @@ import bisect
 
 import torch
 
+from ..optim import make_adam
 from .config import TfclipOptimSection
 
 
@@ -33,9 +34,9 @@ def param_groups(model: torch.nn.Module, cfg: TfclipOptimSection) -> list[dict]:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TfclipOptimSection) -> torch.optim.Optimizer:
-    """Adam over :func:`param_groups`."""
-    return torch.optim.Adam(param_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                            weight_decay=cfg.weight_decay)
+    """Adam with the rules of :func:`param_groups` (groups merged by equal hyper-parameters, see
+    :func:`training.optim.make_adam`)."""
+    return make_adam(param_groups(model, cfg), cfg)
 
 
 def lr_factor(epoch: int, cfg: TfclipOptimSection) -> float:

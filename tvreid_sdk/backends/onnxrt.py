@@ -121,7 +121,14 @@ class OrtBackend(Backend):
             return session.run(None, feeds)[0]
         runner = self._graph_runner(role, next(iter(feeds.values())).shape[0])
         if runner is not None:
-            return runner.run(feeds)
+            # ONNX Runtime captures the graph inside the runner's first Run(), so a kernel that cannot be captured
+            # fails there, not when the session is built: fall back then; a failed replay is a real error.
+            try:
+                return runner.run(feeds)
+            except Exception as exc:
+                if runner.captured:
+                    raise
+                self._disable_cuda_graphs(role, exc)
         binding = session.io_binding()  # inputs copied once to the device, output fetched once
         for name, value in feeds.items():
             binding.bind_cpu_input(name, value)
@@ -147,12 +154,17 @@ class OrtBackend(Backend):
                 self._graph_runners[size] = CudaGraphRunner(self._ort_module, self._graph_bytes[role],
                                                             self._session_options, self.device_id, size)
             except Exception as exc:  # capture needs every node on the GPU; fall back rather than fail
-                import warnings
-
-                warnings.warn(f"CUDA graph capture unavailable for {role} ({exc}); running without it")
-                self.use_cuda_graphs = False
+                self._disable_cuda_graphs(role, exc)
                 return None
         return self._graph_runners[size]
+
+    def _disable_cuda_graphs(self, role: str, exc: Exception) -> None:
+        """Stop using captured graphs (warned once); the plain IOBinding path runs from now on."""
+        import warnings
+
+        warnings.warn(f"CUDA graph capture unavailable for {role} ({exc}); running without it")
+        self.use_cuda_graphs = False
+        self._graph_runners.clear()  # their sessions hold GPU memory and are never replayed
 
     def _input_names(self, role: str) -> list[str]:
         return [i.name for i in self.sessions[role].get_inputs()]

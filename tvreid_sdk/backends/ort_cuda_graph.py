@@ -26,6 +26,7 @@ class CudaGraphRunner:
     def __init__(self, ort, model_bytes: bytes, options, device_id: int, batch: int):
         self.batch = batch
         self.ort = ort
+        self.captured = False  # True after the first run, which captures the graph, succeeded
         provider = ("CUDAExecutionProvider", {"device_id": device_id, "enable_cuda_graph": "1"})
         self.session = ort.InferenceSession(model_bytes, sess_options=options, providers=[provider])
         self.binding = self.session.io_binding()
@@ -48,4 +49,5 @@ class CudaGraphRunner:
             padded = value if n == self.batch else np.concatenate([value, np.repeat(value[:1], self.batch - n, 0)])
             self.inputs[name].update_inplace(np.ascontiguousarray(padded))
         self.session.run_with_iobinding(self.binding)
+        self.captured = True
         return self.output.numpy()[:n]

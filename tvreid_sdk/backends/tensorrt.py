@@ -136,18 +136,22 @@ class TensorRTBackend(Backend):
                               "rebuild with `tvreid export --trt`")
         ctx = self.engines[role][2]
         keep = []  # device copies must live until the engine has run
-        for name, arr in zip(in_names, inputs):
-            dev = torch.from_numpy(np.ascontiguousarray(arr)).to("cuda", non_blocking=True)
-            keep.append(dev)
-            ctx.set_input_shape(name, tuple(arr.shape))
-            ctx.set_tensor_address(name, dev.data_ptr())
-        out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=torch.float32, device="cuda")
-        ctx.set_tensor_address(out_name, out.data_ptr())
+        # Copies, output buffer, engine and read-back all go on self.stream. torch's side streams are created
+        # non-blocking and do not wait for the default stream, so an input copied there could still be in flight
+        # when the engine starts reading it on this one.
         with torch.cuda.stream(self.stream):
+            for name, arr in zip(in_names, inputs):
+                dev = torch.from_numpy(np.ascontiguousarray(arr)).to("cuda", non_blocking=True)
+                keep.append(dev)
+                ctx.set_input_shape(name, tuple(arr.shape))
+                ctx.set_tensor_address(name, dev.data_ptr())
+            out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=torch.float32, device="cuda")  # [B,D]
+            ctx.set_tensor_address(out_name, out.data_ptr())
             if not ctx.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeError(f"TensorRT failed to run {role}")
+            host = out.cpu()  # ordered after the engine on this stream; blocks until the embeddings are on the host
         self.stream.synchronize()
-        return out.cpu().numpy()
+        return host.numpy()
 
     def _run_text(self, ids, eot):
         return self._execute("text_encoder", [ids, eot])

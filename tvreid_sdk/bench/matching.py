@@ -62,7 +62,7 @@ def copy_bandwidth(device: str, nbytes: int, timing: TimingCfg) -> dict[str, Any
 
         src = torch.ones(nbytes, dtype=torch.uint8, device=device)
         dst = torch.empty_like(src)
-        result = measure(lambda: dst.copy_(src), timing, clock=CUDA)
+        result = measure(lambda: dst.copy_(src), timing, clock=CUDA, device=device)  # events on the copy's GPU
         backend, note = "torch-d2d-copy", "cuda events around a device-to-device copy"
         del src, dst
     else:

@@ -32,6 +32,7 @@ VIDEO_TIMING = ("host wall clock: uint8 frames [B,T,H,W,3] on the host → embed
                 "H2D/D2H included)")
 TOKENIZE_TIMING = "host wall clock, one Python thread, word cache warm"
 QUERY_TIMING = "host wall clock: caption string → tokenise → text encoder → match → top-k ids on the host"
+TRT_MODULES = ("tensorrt", "tensorrt_rtx_bindings")  # what the tensorrt backend imports (TensorRT, TensorRT-RTX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ def available_backends(bundle: Bundle, device: str) -> list[str]:
     if gpu and cuda_provider_available():
         names.append("ort-cuda")
     has_plan = any(a.kind == "trt_plan" for a in bundle.manifest.artifacts)
-    if gpu and has_plan and (importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx")):
+    if gpu and has_plan and any(importlib.util.find_spec(m) for m in TRT_MODULES):
         names.append("tensorrt")
     if torch_installed():
         names.append("torch")

@@ -115,11 +115,17 @@ def time_host(fn: Callable[[], object], cfg: TimingCfg = TimingCfg(),
     return Timing(tuple(samples), HOST)
 
 
-def time_cuda(fn: Callable[[], object], cfg: TimingCfg = TimingCfg()) -> Timing:
-    """CUDA-event timing of device work that ``fn()`` enqueues on torch's current stream.
+def time_cuda(fn: Callable[[], object], cfg: TimingCfg = TimingCfg(), device: Optional[str] = None) -> Timing:
+    """CUDA-event timing of device work that ``fn()`` enqueues on torch's current stream of ``device``.
 
     Each repetition gets its own start/end event pair; the host synchronises once per repetition only to apply the
     time budget (events are read after the loop), so launch overhead between repetitions is not counted.
+
+    Args:
+        fn: the call to time.
+        cfg: repetitions, warm-up and time budget.
+        device: the CUDA device ``fn`` works on (``cuda:1``...); None = torch's current device. Events are recorded
+            on the current stream of the current device, so work on another GPU would fall outside them.
 
     Raises:
         RuntimeError: torch is not installed or sees no CUDA device.
@@ -130,24 +136,26 @@ def time_cuda(fn: Callable[[], object], cfg: TimingCfg = TimingCfg()) -> Timing:
         raise RuntimeError("CUDA event timing needs PyTorch with CUDA; use the host clock") from exc
     if not torch.cuda.is_available():
         raise RuntimeError("CUDA event timing needs a CUDA device; use the host clock")
-    _warm_up(fn, cfg, torch.cuda.synchronize)
-    pairs = []
-    spent = 0.0
-    while not _enough(len(pairs), spent, cfg):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        pairs.append((start, end))
-        spent += start.elapsed_time(end) / 1e3
+    with torch.cuda.device(device):  # a no-op for None
+        _warm_up(fn, cfg, torch.cuda.synchronize)
+        pairs = []
+        spent = 0.0
+        while not _enough(len(pairs), spent, cfg):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            pairs.append((start, end))
+            spent += start.elapsed_time(end) / 1e3
     return Timing(tuple(float(s.elapsed_time(e)) for s, e in pairs), CUDA)
 
 
-def measure(fn: Callable[[], object], cfg: TimingCfg = TimingCfg(), clock: str = HOST) -> Timing:
-    """Dispatch to :func:`time_host` or :func:`time_cuda` by ``clock``."""
+def measure(fn: Callable[[], object], cfg: TimingCfg = TimingCfg(), clock: str = HOST,
+            device: Optional[str] = None) -> Timing:
+    """Dispatch to :func:`time_host` or :func:`time_cuda` by ``clock`` (``device``: the GPU the CUDA clock times)."""
     if clock == HOST:
         return time_host(fn, cfg)
     if clock == CUDA:
-        return time_cuda(fn, cfg)
+        return time_cuda(fn, cfg, device)
     raise ValueError(f"unknown clock {clock!r}; use {HOST!r} or {CUDA!r}")

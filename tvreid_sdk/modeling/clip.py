@@ -52,6 +52,7 @@ class SelfAttention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)  # as nn.MultiheadAttention._reset_parameters: modules trained from scratch
 
     def forward(self, x: torch.Tensor, causal: bool = False, need_weights: bool = False):
         """``[N,L,W]`` → ``[N,L,W]``; with ``need_weights`` also the head-averaged attention ``[N,L,L]``.

@@ -79,8 +79,10 @@ constexpr int kThreads = 256;   // threads per top-k block
 constexpr int kSegment = 2048;  // row elements one block reduces (scores 8 KiB + indices 16 KiB shared memory)
 constexpr int kMaxK = 1024;     // <= kSegment / 2 so every merge pass shrinks the candidate list
 constexpr int64_t kScoreBufferBytes = int64_t{256} << 20;
+constexpr int kMaxQueries = 65535;  // queries are gridDim.y of the top-k launches
 
-// Ranking: higher score first, then lower index; index -1 marks padding/taken slots and never wins a tie.
+// Ranking: higher score first, then lower index; index -1 marks padding/taken slots and never wins a tie. A NaN score
+// never ranks before anything, so NaN rows are dropped (a query with fewer than k non-NaN scores gets -1 indices).
 __device__ __forceinline__ bool ranks_before_dev(float sa, long long ia, float sb, long long ib) {
   if (sa != sb) return sa > sb;
   if (ia < 0) return false;
@@ -207,19 +209,40 @@ struct CudaMatcher::Impl {
     return std::min<int64_t>(chunk, 1 << 30);  // cuBLAS takes int sizes
   }
 
-  // Enqueues GEMM + top-k for device fp16 queries already in `queries`; results stay on the device. Returns the buffer
-  // index (0/1) of cand_s/cand_i holding [q, k] sorted results.
-  int enqueue_match(int q, int k, int64_t rows_used) {
-    const int64_t chunk = std::min<int64_t>(chunk_rows_for(q), rows_used);
-    scores.ensure(static_cast<size_t>(q) * chunk);
-    long long total = 0;  // candidates per query after the first stage
-    for (int64_t c0 = 0; c0 < rows_used; c0 += chunk) total += ceil_div(std::min(chunk, rows_used - c0), kSegment) * k;
-    cand_s[0].ensure(static_cast<size_t>(q) * total);
-    cand_i[0].ensure(static_cast<size_t>(q) * total);
-    const long long second = std::max<long long>(k, ceil_div(total, kSegment) * k);
+  // Sizes of one search: gallery rows per GEMM and first-stage candidates per query.
+  struct Plan {
+    int64_t chunk = 0;
+    long long total = 0;
+  };
+
+  Plan plan_for(int q, int k, int64_t rows_used) const {
+    Plan p;
+    p.chunk = std::min<int64_t>(chunk_rows_for(q), rows_used);
+    for (int64_t c0 = 0; c0 < rows_used; c0 += p.chunk) {
+      p.total += ceil_div(std::min(p.chunk, rows_used - c0), kSegment) * k;
+    }
+    return p;
+  }
+
+  // Grows every buffer a search needs. Called before the timed region: cudaMalloc/cudaFree/cudaMallocHost inside it
+  // would be counted by the CUDA events (the GPU idles while the host allocates), e.g. with --warmup 0.
+  void reserve(const Plan& p, int q, int k) {
+    queries.ensure(static_cast<size_t>(q) * dim);
+    scores.ensure(static_cast<size_t>(q) * p.chunk);
+    cand_s[0].ensure(static_cast<size_t>(q) * p.total);
+    cand_i[0].ensure(static_cast<size_t>(q) * p.total);
+    const long long second = std::max<long long>(k, ceil_div(p.total, kSegment) * k);
     cand_s[1].ensure(static_cast<size_t>(q) * second);
     cand_i[1].ensure(static_cast<size_t>(q) * second);
+    host_scores.ensure(static_cast<size_t>(q) * k);
+    host_index.ensure(static_cast<size_t>(q) * k);
+  }
 
+  // Enqueues GEMM + top-k for device fp16 queries already in `queries` (buffers sized by reserve(p, ...)); results
+  // stay on the device. Returns the buffer index (0/1) of cand_s/cand_i holding [q, k] sorted results.
+  int enqueue_match(const Plan& p, int q, int k, int64_t rows_used) {
+    const int64_t chunk = p.chunk;
+    const long long total = p.total;
     const float alpha = 1.0f, beta = 0.0f;
     long long offset = 0;
     for (int64_t c0 = 0; c0 < rows_used; c0 += chunk) {
@@ -253,8 +276,6 @@ struct CudaMatcher::Impl {
   }
 
   void download(int buffer, int q, int k) {
-    host_scores.ensure(static_cast<size_t>(q) * k);
-    host_index.ensure(static_cast<size_t>(q) * k);
     TVREID_CUDA_CHECK(cudaMemcpyAsync(host_scores.ptr, cand_s[buffer].ptr, sizeof(float) * q * k,
                                       cudaMemcpyDeviceToHost, stream));
     TVREID_CUDA_CHECK(cudaMemcpyAsync(host_index.ptr, cand_i[buffer].ptr, sizeof(long long) * q * k,
@@ -269,7 +290,10 @@ struct CudaMatcher::Impl {
   }
 
   void validate(int q, int k, int64_t rows_used) const {
-    if (q <= 0) throw std::invalid_argument("CUDA search needs at least one query");
+    if (q <= 0 || q > kMaxQueries) {
+      throw std::invalid_argument("CUDA search takes 1.." + std::to_string(kMaxQueries) + " queries per call, got " +
+                                  std::to_string(q));
+    }
     if (rows_used <= 0 || rows_used > rows) throw std::invalid_argument("rows_used must be in [1, gallery rows]");
     if (k <= 0 || k > kMaxK || k > rows_used) {
       throw std::invalid_argument("k=" + std::to_string(k) + " must be in [1, min(" + std::to_string(kMaxK) +
@@ -313,13 +337,14 @@ float CudaMatcher::search_host(const float* host_queries, int q, int k, int64_t 
   Impl& m = *impl_;
   m.validate(q, k, rows_used);
   const size_t count = static_cast<size_t>(q) * m.dim;
+  const Impl::Plan plan = m.plan_for(q, k, rows_used);
+  m.reserve(plan, q, k);
   m.host_queries.ensure(count);
-  m.queries.ensure(count);
   for (size_t i = 0; i < count; ++i) m.host_queries.ptr[i] = __float2half_rn(host_queries[i]);
   TVREID_CUDA_CHECK(cudaEventRecord(m.start, m.stream));
   TVREID_CUDA_CHECK(cudaMemcpyAsync(m.queries.ptr, m.host_queries.ptr, count * sizeof(__half),
                                     cudaMemcpyHostToDevice, m.stream));
-  const int buffer = m.enqueue_match(q, k, rows_used);
+  const int buffer = m.enqueue_match(plan, q, k, rows_used);
   m.download(buffer, q, k);
   TVREID_CUDA_CHECK(cudaEventRecord(m.stop, m.stream));
   TVREID_CUDA_CHECK(cudaEventSynchronize(m.stop));
@@ -334,7 +359,8 @@ void CudaMatcher::search_device(const void* device_queries, bool queries_fp16, i
   Impl& m = *impl_;
   m.validate(q, k, rows_used);
   const size_t count = static_cast<size_t>(q) * m.dim;
-  m.queries.ensure(count);
+  const Impl::Plan plan = m.plan_for(q, k, rows_used);
+  m.reserve(plan, q, k);
   if (queries_fp16) {
     TVREID_CUDA_CHECK(cudaMemcpyAsync(m.queries.ptr, device_queries, count * sizeof(__half),
                                       cudaMemcpyDeviceToDevice, m.stream));
@@ -344,7 +370,7 @@ void CudaMatcher::search_device(const void* device_queries, bool queries_fp16, i
                                                        static_cast<long long>(count));
     TVREID_CUDA_CHECK(cudaGetLastError());
   }
-  const int buffer = m.enqueue_match(q, k, rows_used);
+  const int buffer = m.enqueue_match(plan, q, k, rows_used);
   m.download(buffer, q, k);
   TVREID_CUDA_CHECK(cudaStreamSynchronize(m.stream));
   Impl::copy_out(m.host_scores, m.host_index, q, k, out);

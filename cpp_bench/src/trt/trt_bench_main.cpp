@@ -116,6 +116,9 @@ struct EngineRunner {
         buffers.push_back(std::move(mem));
       }
     }
+    // cudaMemset runs on the legacy default stream, which does not order with the matcher's non-blocking stream
+    // that enqueueV3 uses: wait for the zeros to land before any engine work is enqueued.
+    TRT_BENCH_CUDA_CHECK(cudaDeviceSynchronize());
   }
 
   void* address(const std::string& name) const { return const_cast<void*>(context->getTensorAddress(name.c_str())); }
@@ -124,6 +127,16 @@ struct EngineRunner {
     if (!context->enqueueV3(stream)) throw std::runtime_error("enqueueV3 failed");
   }
 };
+
+/// "major.minor.patch" from TensorRT 10+'s getInferLibVersion() (major * 10000 + minor * 100 + patch).
+std::string trt_version_string(int32_t v) {
+  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+}
+
+/// "major.minor" from a CUDA runtime/driver version (major * 1000 + minor * 10) or cuBLAS (major * 10000 + minor * 100).
+std::string version_string(int v, int major_div, int minor_div) {
+  return std::to_string(v / major_div) + "." + std::to_string((v / minor_div) % 100);
+}
 
 std::vector<std::vector<int64_t>> read_tokens(const std::string& path) {
   std::ifstream in(path);
@@ -223,8 +236,12 @@ int run(const Args& args) {
     text.enqueue(stream);
   };
   TopKResult result;
+  // text_encode ends with the embeddings on the host, as `tvreid bench` text_encode rows do.
+  std::vector<char> host_embeddings(static_cast<size_t>(batch) * dim * element_size(emb_type));  // [B, D]
   const LatencyStats encode = time_reps(args.warmup, args.reps, [&] {
     upload_and_encode();
+    TRT_BENCH_CUDA_CHECK(cudaMemcpyAsync(host_embeddings.data(), text.address(emb_name), host_embeddings.size(),
+                                         cudaMemcpyDeviceToHost, stream));
     TRT_BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
   });
   const LatencyStats query = time_reps(args.warmup, args.reps, [&] {
@@ -239,20 +256,40 @@ int run(const Args& args) {
   report.version = TVREID_BENCH_VERSION;
   report.date = utc_now_iso8601();
   report.device = {{"kind", std::string("cuda")}, {"name", dev.name},
-                   {"compute_capability", std::to_string(dev.cc_major) + "." + std::to_string(dev.cc_minor)}};
+                   {"device_index", static_cast<int64_t>(dev.device_index)},
+                   {"compute_capability", std::to_string(dev.cc_major) + "." + std::to_string(dev.cc_minor)},
+                   {"memory_gib", static_cast<double>(dev.total_mem_bytes) / (1024.0 * 1024.0 * 1024.0)}};
   report.versions = {{"trt_bench", std::string(TVREID_BENCH_VERSION)},
-                     {"tensorrt_lib", static_cast<int64_t>(getInferLibVersion())},
-                     {"cuda_runtime", static_cast<int64_t>(dev.runtime_version)},
-                     {"cublas", static_cast<int64_t>(dev.cublas_version)}};
-  for (const auto& [task, stats] : {std::make_pair("text_encode", encode), std::make_pair("text_query", query)}) {
-    JsonFields row{{"task", std::string(task)}, {"backend", std::string("cpp-trt")}, {"precision", args.precision},
-                   {"queries", static_cast<int64_t>(batch)}, {"tokens", static_cast<int64_t>(length)},
-                   {"gallery_size", std::string(task) == "text_query" ? args.gallery_size : int64_t{0}},
-                   {"k", static_cast<int64_t>(args.k)}, {"dim", static_cast<int64_t>(dim)}};
-    append_latency_fields(stats, &row);
-    row.emplace_back("timing", std::string("host steady_clock, tokens H2D to results on host"));
-    report.rows.push_back(std::move(row));
-  }
+                     {"tensorrt_lib", trt_version_string(getInferLibVersion())},
+                     {"cuda_runtime", version_string(dev.runtime_version, 1000, 10)},
+                     {"cuda_driver", version_string(dev.driver_version, 1000, 10)},
+                     {"cublas", version_string(dev.cublas_version, 10000, 100)}};
+  // Rows follow tvreid_sdk.bench.report.make_row: identity, timing statistics, clock + timing note, then the shape.
+  JsonFields encode_row{{"task", std::string("text_encode")}, {"backend", std::string("cpp-trt")},
+                        {"precision", args.precision}, {"device", std::string("cuda")}};
+  append_latency_fields(encode, &encode_row);
+  encode_row.emplace_back("clock", std::string("host"));
+  encode_row.emplace_back("timing", std::string("host steady_clock: token ids on the host -> text engine -> "
+                                                "embeddings on the host"));
+  encode_row.emplace_back("batch", static_cast<int64_t>(batch));
+  encode_row.emplace_back("tokens", static_cast<int64_t>(length));
+  encode_row.emplace_back("dim", static_cast<int64_t>(dim));
+  encode_row.emplace_back("items_per_s", batch / (encode.p50_ms * 1e-3));
+  report.rows.push_back(std::move(encode_row));
+
+  JsonFields query_row{{"task", std::string("text_query")}, {"backend", std::string("cpp-trt")},
+                       {"precision", args.precision}, {"device", std::string("cuda")}};
+  append_latency_fields(query, &query_row);
+  query_row.emplace_back("clock", std::string("host"));
+  query_row.emplace_back("timing", std::string("host steady_clock: token ids on the host -> text engine -> fp16 "
+                                               "GEMM + top-k on the GPU -> top-k on the host (no tokenisation)"));
+  query_row.emplace_back("batch", static_cast<int64_t>(batch));
+  query_row.emplace_back("matcher", std::string("cpp-cuda-cublas-fp16"));
+  query_row.emplace_back("gallery_size", args.gallery_size);
+  query_row.emplace_back("k", static_cast<int64_t>(args.k));
+  query_row.emplace_back("tokens", static_cast<int64_t>(length));
+  query_row.emplace_back("dim", static_cast<int64_t>(dim));
+  report.rows.push_back(std::move(query_row));
 
   if (!args.video_engine.empty()) {  // random frames at the profile's opt shape, GPU-resident I/O
     EngineRunner video(*runtime, logger, args.video_engine);
@@ -271,8 +308,14 @@ int run(const Args& args) {
       TRT_BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
     });
     JsonFields row{{"task", std::string("video_embed")}, {"backend", std::string("cpp-trt")},
-                   {"precision", args.precision}, {"input_shapes", shape_text}};
+                   {"precision", args.precision}, {"device", std::string("cuda")}};
     append_latency_fields(vs, &row);
+    row.emplace_back("clock", std::string("host"));
+    row.emplace_back("timing", std::string("host steady_clock around enqueueV3 + stream sync; zero-filled inputs "
+                                           "and outputs stay on the GPU (no H2D/D2H)"));
+    const nvinfer1::Dims first = video.context->getTensorShape(video.inputs.at(0).c_str());
+    if (first.nbDims > 0) row.emplace_back("batch", static_cast<int64_t>(first.d[0]));
+    row.emplace_back("input_shapes", shape_text);
     report.rows.push_back(std::move(row));
   }
 

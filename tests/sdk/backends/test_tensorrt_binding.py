@@ -19,23 +19,37 @@ from tvreid_sdk.backends.tensorrt import TensorRTBackend, video_inputs
 T = 2
 INPUT, OUTPUT = "input", "output"
 _MEMORY: dict[int, "_DeviceArray"] = {}  # fake device address -> buffer
+_CURRENT = {"stream": None}  # torch's current stream (None = the default stream)
+
+
+@contextlib.contextmanager
+def _stream(stream):
+    """``torch.cuda.stream``: work enqueued inside goes on ``stream``."""
+    before, _CURRENT["stream"] = _CURRENT["stream"], stream
+    try:
+        yield
+    finally:
+        _CURRENT["stream"] = before
 
 
 class _DeviceArray:
-    """A 'device' copy of a numpy array (what torch.from_numpy(...).to('cuda') gives the backend)."""
+    """A 'device' copy of a numpy array (what torch.from_numpy(...).to('cuda') gives the backend); records the stream
+    its host-to-device copy (``stream``) and its device-to-host read-back (``read_stream``) were enqueued on."""
 
-    def __init__(self, array: np.ndarray):
-        self.array = array
+    def __init__(self, array: np.ndarray, stream=None):
+        self.array, self.stream, self.read_stream = array, stream, "never read back"
         _MEMORY[id(self)] = self
 
     def to(self, device, non_blocking=False):
         assert device == "cuda"
+        self.stream = _CURRENT["stream"]
         return self
 
     def data_ptr(self) -> int:
         return id(self)
 
     def cpu(self):
+        self.read_stream = _CURRENT["stream"]
         return self
 
     def numpy(self) -> np.ndarray:
@@ -44,8 +58,8 @@ class _DeviceArray:
 
 _FAKE_TORCH = types.SimpleNamespace(
     from_numpy=_DeviceArray, float32=np.float32,
-    empty=lambda shape, dtype, device: _DeviceArray(np.zeros(shape, dtype)),
-    cuda=types.SimpleNamespace(stream=lambda stream: contextlib.nullcontext()))
+    empty=lambda shape, dtype, device: _DeviceArray(np.zeros(shape, dtype), _CURRENT["stream"]),
+    cuda=types.SimpleNamespace(stream=_stream))
 _FAKE_TRT = types.SimpleNamespace(TensorIOMode=types.SimpleNamespace(INPUT=INPUT, OUTPUT=OUTPUT), __version__="10.9.0",
                                   Runtime=lambda logger: object())
 
@@ -55,7 +69,7 @@ class _FakeContext:
 
     def __init__(self, inputs: list[str], dim: int):
         self.inputs, self.dim = inputs, dim
-        self.shapes, self.addresses, self.runs = {}, {}, 0
+        self.shapes, self.addresses, self.runs, self.streams = {}, {}, 0, []
 
     def set_input_shape(self, name, shape):
         assert name in self.inputs
@@ -69,6 +83,7 @@ class _FakeContext:
 
     def execute_async_v3(self, stream_handle):
         self.runs += 1
+        self.streams.append(stream_handle)
         frames = _MEMORY[self.addresses["frames"]].array
         out = _MEMORY[self.addresses["embeddings"]].array
         out[:, 0] = frames.reshape(frames.shape[0], -1).mean(1)
@@ -117,7 +132,7 @@ def fake_runtime(monkeypatch):
     monkeypatch.setattr(trt_backend, "make_logger", lambda trt: None)
     monkeypatch.setattr(trt_backend, "deserialize_checked", lambda *a, **k: engines["next"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda: types.SimpleNamespace(cuda_stream=0, synchronize=lambda: None))
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: types.SimpleNamespace(cuda_stream=7, synchronize=lambda: None))
 
     def start(bundle, inputs):
         engines["next"] = _FakeEngine(inputs, bundle.manifest.embed_dim)
@@ -155,6 +170,18 @@ def test_tfclip_engine_binds_frames_and_cameras_per_micro_batch(fake_runtime, tm
     assert out[:, 1].tolist() == [0, 2, -1, 1, 2]  # each video's camera reached the camera input
     assert ctx.shapes == {"frames": (2, T, 64, 32, 3), "camera": (2,)}  # the last micro-batch
     assert backend.encode_video(frames[:2])[:, 1].tolist() == [-1, -1]  # no cameras: unknown
+
+
+def test_input_copies_engine_and_read_back_all_run_on_the_backend_stream(fake_runtime, tmp_path):
+    """torch's side streams do not wait for the default stream: an input copied there could still be in flight when
+    the engine starts on the backend's stream, so every device step must be enqueued on that one stream."""
+    backend, ctx = fake_runtime(_bundle(tmp_path), ["frames", "camera"])
+    backend.encode_video(_frames(2), np.array([1, -1], np.int32))
+    assert ctx.streams == [backend.stream.cuda_stream]  # the engine ran on the backend's stream
+    inputs = [_MEMORY[ctx.addresses[name]] for name in ("frames", "camera")]
+    output = _MEMORY[ctx.addresses["embeddings"]]
+    assert [buf.stream for buf in (*inputs, output)] == [backend.stream] * 3  # copies and output buffer: same stream
+    assert output.read_stream is backend.stream  # read back after the engine, in stream order
 
 
 def test_engine_without_camera_input_refuses_cameras(fake_runtime, tmp_path):

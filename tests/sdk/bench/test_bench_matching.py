@@ -8,7 +8,7 @@ import pytest
 
 from tvreid_sdk.bench import matching
 from tvreid_sdk.bench.matching import MatcherSpec, bench_matching, copy_bandwidth, matcher_specs, random_unit_rows
-from tvreid_sdk.bench.timing import TimingCfg
+from tvreid_sdk.bench.timing import Timing, TimingCfg
 from tvreid_sdk.gallery.matcher import MATCHERS
 
 FAST = TimingCfg(reps=3, warmup=1, budget_s=1.0)
@@ -70,6 +70,25 @@ def test_copy_bandwidth_counts_read_plus_write():
     row = copy_bandwidth("cpu", 4 * 2**20, FAST)
     assert row["task"] == "copy_bandwidth" and row["bytes"] == 4 * 2**20
     assert row["gb_per_s"] == pytest.approx(2 * row["bytes"] / (row["p50_ms"] / 1e3) / 1e9)
+
+
+def test_gpu_copy_bandwidth_is_timed_on_the_copy_device_and_counts_read_plus_write(monkeypatch):
+    """The GPU branch (faked: no GPU here): buffers on the asked device, CUDA events on that same device."""
+    torch = pytest.importorskip("torch")
+    seen = {}
+    real_ones = torch.ones
+    monkeypatch.setattr(torch, "ones", lambda n, dtype, device: (seen.setdefault("buffer", device),
+                                                                 real_ones(n, dtype=dtype))[1])
+
+    def fake_measure(fn, cfg, clock, device=None):
+        fn()
+        seen.update(clock=clock, device=device)
+        return Timing((0.5,), clock)
+
+    monkeypatch.setattr(matching, "measure", fake_measure)
+    row = copy_bandwidth("cuda:1", 10**6, FAST)
+    assert seen == {"buffer": "cuda:1", "clock": "cuda", "device": "cuda:1"}
+    assert row["bytes"] == 10**6 and row["gb_per_s"] == pytest.approx(2 * 10**6 / 0.5e-3 / 1e9)  # read + write
 
 
 @pytest.mark.skipif(importlib.util.find_spec("faiss") is not None, reason="faiss is installed here")

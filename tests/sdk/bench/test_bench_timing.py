@@ -56,6 +56,52 @@ def test_unknown_clock_and_empty_timing_raise():
         Timing((), HOST)
 
 
+def test_cuda_clock_records_its_events_on_the_device_the_work_runs_on(monkeypatch):
+    """torch records an event on the current stream of the *current* device; work on cuda:1 timed from device 0 would
+    fall outside the events. Faked CUDA (no GPU here): each record notes the device current at that moment."""
+    torch = pytest.importorskip("torch")
+    current, recorded = {"device": 0}, []
+
+    class Device:  # torch.cuda.device: selects a device for the block (None: no-op)
+        def __init__(self, device):
+            self.index = None if device is None else torch.device(device).index
+
+        def __enter__(self):
+            self.before = current["device"]
+            current["device"] = current["device"] if self.index is None else self.index
+
+        def __exit__(self, *exc):
+            current["device"] = self.before
+
+    class Event:
+        def __init__(self, enable_timing):
+            assert enable_timing
+            self.done = False
+
+        def record(self):
+            recorded.append(current["device"])
+
+        def synchronize(self):
+            self.done = True
+
+        def elapsed_time(self, end):
+            assert end.done, "elapsed_time read before the end event completed"
+            return 2.0
+
+    work = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device", Device)
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    timing = measure(lambda: work.append(current["device"]), TimingCfg(reps=3, warmup=2, budget_s=60), clock="cuda",
+                     device="cuda:1")
+    assert timing.samples_ms == (2.0, 2.0, 2.0) and timing.clock == "cuda"
+    assert work == [1] * 5 and recorded == [1] * 6  # warm-up + timed work, and both events of each rep, on cuda:1
+    assert current["device"] == 0  # the caller's device is restored
+    time_cuda(lambda: work.append(current["device"]), TimingCfg(reps=1, warmup=0))
+    assert work[-1] == 0 and recorded[-2:] == [0, 0]  # no device given: torch's current one
+
+
 @pytest.mark.skipif(cuda_available(), reason="checks the error raised without a GPU")
 def test_cuda_clock_without_gpu_says_to_use_the_host_clock():
     with pytest.raises(RuntimeError, match="host clock"):

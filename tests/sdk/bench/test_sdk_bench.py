@@ -74,3 +74,21 @@ def test_end_to_end_gallery_is_the_largest_measured_size_up_to_one_million():
     assert e2e_gallery_size(SdkBenchCfg(gallery_sizes=(100_000, 1_000_000, 10_000_000))) == 1_000_000
     assert e2e_gallery_size(SdkBenchCfg(gallery_sizes=(10_000_000,), k=10)) == 10_000_000
     assert e2e_gallery_size(SdkBenchCfg(gallery_sizes=(1000,), e2e_gallery_size=500, k=10)) == 500
+
+
+@pytest.mark.parametrize("installed, listed", [({"tensorrt"}, True), ({"tensorrt_rtx_bindings"}, True),
+                                               ({"tensorrt_rtx"}, False), (set(), False)])
+def test_tensorrt_is_offered_on_a_gpu_when_a_module_the_backend_imports_is_installed(monkeypatch, installed, listed):
+    """The backend imports ``tensorrt`` or ``tensorrt_rtx_bindings`` (there is no ``tensorrt_rtx`` module)."""
+    import types
+
+    from tvreid_sdk.bench import sdk_bench
+
+    real_find_spec = sdk_bench.importlib.util.find_spec
+    monkeypatch.setattr(sdk_bench.importlib.util, "find_spec",
+                        lambda name: object() if name in installed else (
+                            None if name.startswith("tensorrt") else real_find_spec(name)))
+    monkeypatch.setattr(sdk_bench, "cuda_provider_available", lambda: False)
+    bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(artifacts=[types.SimpleNamespace(kind="trt_plan")]))
+    assert ("tensorrt" in available_backends(bundle, "cuda")) is listed
+    assert "tensorrt" not in available_backends(bundle, "cpu")

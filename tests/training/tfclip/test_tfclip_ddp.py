@@ -30,6 +30,8 @@ def test_two_process_torchrun_trains_a_tfclip_run_and_rank0_writes(tiny_mars, tm
     assert result.stdout.count("CLIP-Memory:") == 1  # rank 0 logs
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "seconds" in r] == [1] and "test_mAP" in records[-1]
+    epoch = next(r for r in records if "seconds" in r)
+    assert epoch["rank_weight_spread"] == 0.0  # both ranks still hold the same weights: gradients were averaged
     assert json.loads((out / "resume.json").read_text())["step"] == 1  # 4 train identities fill one 4x4 batch
     with safe_open(str(out / "last.safetensors"), framework="pt") as fh:
         memory = fh.get_tensor("memory")

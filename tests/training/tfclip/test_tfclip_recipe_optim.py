@@ -57,5 +57,5 @@ def test_param_group_rules():
     assert "memory" not in groups  # a buffer, never trained
     opt = build_optimizer(model, cfg)
     assert set_lr(opt, 30, cfg) == pytest.approx(0.1)
-    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    lrs = {name: g["lr"] for g in opt.param_groups for name in g["names"]}
     assert lrs["heads.classifier_tmd.weight"] == pytest.approx(5e-6)
