@@ -212,7 +212,7 @@ def bench_matching(gallery_sizes: tuple[int, ...], queries: tuple[int, ...], k: 
                         "match", spec.backend, spec.precision, spec.device, result, MATCH_TIMING, batch=q,
                         gallery_size=n, queries=q, k=k, dim=dim, gb_per_s=gbs, copy_gb_per_s=copy_gb_per_s,
                         bandwidth_fraction=gbs / copy_gb_per_s if copy_gb_per_s else None,
-                        queries_per_s=q / (result.p50_ms / 1e3), chunk_rows=getattr(matcher, "chunk_rows", None)))
+                        queries_per_s=q / (result.p50_ms / 1e3), chunk_rows=_rows_per_step(matcher, q)))
             finally:
                 matcher.close()
                 del matcher
@@ -220,3 +220,10 @@ def bench_matching(gallery_sizes: tuple[int, ...], queries: tuple[int, ...], k: 
         del gallery
         gc.collect()
     return rows, skipped
+
+
+def _rows_per_step(matcher, n_queries: int):
+    """Gallery rows the matcher scores at once for this many queries (the torch matcher grows its steps on a GPU)."""
+    if hasattr(matcher, "rows_per_step"):
+        return matcher.rows_per_step(n_queries)
+    return getattr(matcher, "chunk_rows", None)

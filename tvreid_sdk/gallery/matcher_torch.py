@@ -1,4 +1,4 @@
-"""Torch matcher: the gallery lives on the device (fp16 on CUDA), scored with chunked mm + topk.
+"""Torch matcher: the gallery lives on the device (fp16 on CUDA), scored with mm + topk per step, merged on the device.
 
 torch is imported when the matcher is built, never when this package is imported.
 """
@@ -10,8 +10,8 @@ from typing import Optional
 import numpy as np
 
 from ..errors import BackendUnavailableError, GalleryError
-from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, chunk_to_gallery, empty_topk,
-                      masked_chunks, merge_topk, normalize_queries)
+from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, empty_topk, masked_chunks,
+                      normalize_queries)
 
 
 def _import_torch():
@@ -23,16 +23,23 @@ def _import_torch():
     return torch
 
 
+SCORE_BUDGET_BYTES = 256 * 2**20  # score block per step on a GPU: [Q, rows] values
+
+
 class TorchMatcher(Matcher):
-    """Exact top-k with torch.
+    """Exact top-k with torch; one device-to-host transfer per search.
 
     Args:
         gallery: [N,D] float32/float16 unit-norm rows.
-        chunk_rows: gallery rows scored per step.
+        chunk_rows: gallery rows scored per step on the CPU; on CUDA a step takes at least this many and as many
+            as fit :data:`SCORE_BUDGET_BYTES` of scores (the whole 1M-row gallery for one query).
         device: "cuda", "cuda:1", "cpu"...; default CUDA when available, else CPU.
 
-    The resident copy is float16 on CUDA (half the memory) and float32 on CPU; each chunk is upcast to
-    float32 before the matmul so scores match the numpy matcher to float32 rounding.
+    On CUDA the resident copy is float16 (half the memory and half the bytes to read) and the queries are cast to
+    float16: scores come from an fp16 GEMM (fp32 accumulation) rounded to fp16, within about 1e-4 of the fp32
+    matchers at typical cosines. On the CPU everything is float32 and scores match the numpy matcher to float32
+    rounding. Every step keeps its own top-k on the device; the candidates are merged there, ordered by score
+    then gallery index, and only the final ``[Q,k]`` comes back to the host.
     """
 
     name = "torch"
@@ -54,6 +61,13 @@ class TorchMatcher(Matcher):
             host = torch.from_numpy(np.ascontiguousarray(self.gallery))
         self._resident = host.to(self.device, dtype)  # [N,D] on the device (shares memory on CPU float32)
 
+    def rows_per_step(self, n_queries: int) -> int:
+        """Gallery rows scored at once for ``n_queries`` queries."""
+        if self.device.type != "cuda":
+            return self.chunk_rows
+        itemsize = self._resident.element_size()
+        return max(self.chunk_rows, min(self.n_rows, SCORE_BUDGET_BYTES // (itemsize * max(1, n_queries))))
+
     def topk(self, queries: np.ndarray, k: int, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
         q = normalize_queries(queries, self.dim)  # [Q,D]
@@ -61,18 +75,56 @@ class TorchMatcher(Matcher):
         mask = check_mask(mask, self.n_rows)
         if self.chunk_rows < 1:
             raise GalleryError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
-        best_s, best_i = empty_topk(q.shape[0])
-        qt = torch.from_numpy(q).to(self.device)  # [Q,D] float32
+        rows = self.rows_per_step(q.shape[0])
+        qt = torch.from_numpy(q).to(self.device, self._resident.dtype)  # [Q,D]
+        cand_s, cand_i = [], []
         with torch.inference_mode():
-            for start, cols in masked_chunks(mask, self.n_rows, self.chunk_rows):
-                block = self._resident[start:start + self.chunk_rows]  # [C,D]
+            for start, cols in masked_chunks(mask, self.n_rows, rows):
+                block = self._resident[start:start + rows]  # [C,D]
                 if cols is not None:
-                    block = block.index_select(0, torch.from_numpy(cols).to(self.device))  # [C',D]
-                scores = qt @ block.float().T  # [Q,C] float32
-                vals, pos = torch.topk(scores, min(k, scores.shape[1]), dim=1, largest=True, sorted=False)
-                gidx = chunk_to_gallery(pos.cpu().numpy().astype(np.int64), cols, start)
-                best_s, best_i = merge_topk(best_s, best_i, vals.cpu().numpy(), gidx, k)
-        return best_s, best_i
+                    cols_t = torch.from_numpy(cols).to(self.device)  # [C'] positions inside the step
+                    block = block.index_select(0, cols_t)  # [C',D]
+                scores = qt @ block.T  # [Q,C]
+                vals, pos = step_topk(scores, min(k, scores.shape[1]))  # [Q,k']
+                cand_s.append(vals.float())
+                cand_i.append((cols_t[pos] if cols is not None else pos) + start)  # [Q,k'] gallery rows
+            if not cand_s:
+                return empty_topk(q.shape[0])
+            scores, idx = ordered_topk(torch.cat(cand_s, dim=1), torch.cat(cand_i, dim=1), k)  # [Q,k]
+            return scores.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
 
     def close(self) -> None:
         self._resident = None
+
+
+def step_topk(scores, k: int):
+    """Top-``k`` columns of a ``[Q,C]`` score block, ties at the k-th place broken by the lower column.
+
+    ``torch.topk`` returns any of several equal scores; when the k-th score is shared with a column it left out
+    (duplicate gallery rows, fp16 rounding), the selection's tied tail is replaced by the lowest tied columns. The
+    check costs one pass over the block and, on a GPU, one host sync per block.
+    """
+    torch = _import_torch()
+    vals, pos = torch.topk(scores, k, dim=1, largest=True, sorted=True)  # [Q,k], descending
+    if k == scores.shape[1]:
+        return vals, pos
+    kth = vals[:, -1:]  # [Q,1]
+    on_kth = scores == kth  # [Q,C]
+    taken = (vals == kth).sum(dim=1, keepdim=True)  # [Q,1] tied columns in the selection: its last ones
+    if not bool((on_kth.sum(dim=1, keepdim=True) > taken).any()):
+        return vals, pos
+    cols = torch.arange(scores.shape[1], device=scores.device)  # [C]
+    key = torch.where(on_kth, cols, scores.shape[1])  # [Q,C] tied columns, the rest past the end
+    lowest = torch.topk(key, k, dim=1, largest=False, sorted=True).values  # [Q,k] lowest tied columns first
+    slot = torch.arange(k, device=scores.device) - (k - taken)  # [Q,k] >= 0 on the tied tail
+    return vals, torch.where(slot >= 0, lowest.gather(1, slot.clamp(min=0)), pos)
+
+
+def ordered_topk(scores, idx, k: int):
+    """The best ``k`` of candidate ``scores``/``idx`` ``[Q,M]`` (torch tensors on any device), ordered by score
+    descending then gallery index ascending, as the numpy matcher orders them."""
+    torch = _import_torch()
+    by_index = torch.argsort(idx, dim=1)  # [Q,M]
+    scores, idx = scores.gather(1, by_index), idx.gather(1, by_index)
+    by_score = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]  # equal scores keep index order
+    return scores.gather(1, by_score), idx.gather(1, by_score)

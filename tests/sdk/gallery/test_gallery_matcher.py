@@ -214,3 +214,42 @@ def test_gpu_matchers_agree_with_reference():
     queries = unit_rows(rng, 8, 512)
     scores, idx = MATCHERS.get("torch")(gallery, chunk_rows=4096, device="cuda").topk(queries, 50)
     assert_valid_topk(scores, idx, queries, gallery.astype(np.float32), 50, atol=1e-4)
+
+
+def test_torch_step_and_merge_break_ties_by_lower_index():
+    torch = pytest.importorskip("torch")
+    from tvreid_sdk.gallery.matcher_torch import ordered_topk, step_topk
+
+    scores = torch.tensor([[0.5, 0.9, 0.9, 0.9, 0.1] * 20, [0.2] * 100])  # torch.topk alone returns any tied column
+    vals, cols = step_topk(scores, 3)
+    assert cols.tolist() == [[1, 2, 3], [0, 1, 2]]
+    torch.testing.assert_close(vals, torch.tensor([[0.9] * 3, [0.2] * 3]))
+    s, i = ordered_topk(torch.tensor([[0.5, 0.2, 0.5, 0.7]]), torch.tensor([[9, 4, 2, 8]]), 3)
+    assert i.tolist() == [[8, 2, 9]]
+    torch.testing.assert_close(s, torch.tensor([[0.7, 0.5, 0.5]]))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_torch_matcher_returns_the_lowest_rows_among_exact_ties(chunk):
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    gallery = np.where(rng.random((50, 1)) < 0.5, -1.0, 1.0).astype(np.float32)  # d=1: every score is exactly ±1
+    queries = np.array([[1.0], [-1.0]], np.float32)
+    mask = rng.random(50) < 0.7
+    for m in (None, mask):
+        ref_s, ref_i = topk_cosine(queries, gallery, 10, mask=m, chunk_rows=chunk)
+        scores, idx = MATCHERS.get("torch")(gallery, chunk_rows=chunk, device="cpu").topk(queries, 10, mask=m)
+        np.testing.assert_array_equal(idx, ref_i)
+        np.testing.assert_array_equal(scores, ref_s)
+
+
+def test_torch_matcher_steps_grow_to_the_score_budget_on_a_gpu():
+    torch = pytest.importorskip("torch")
+    from tvreid_sdk.gallery import matcher_torch
+
+    matcher = MATCHERS.get("torch")(unit_rows(np.random.default_rng(0), 3000, 8), chunk_rows=100, device="cpu")
+    assert matcher.rows_per_step(1) == 100  # the CPU keeps the requested chunk
+    matcher.device = torch.device("cuda")  # the arithmetic only; nothing runs on a GPU here
+    assert matcher.rows_per_step(1) == 3000  # one query: the whole gallery in one step
+    budget_rows = matcher_torch.SCORE_BUDGET_BYTES // (4 * 100_000)
+    assert matcher.rows_per_step(100_000) == max(100, min(3000, budget_rows))
