@@ -100,21 +100,22 @@ class TorchMatcher(Matcher):
 def step_topk(scores, k: int):
     """Top-``k`` columns of a ``[Q,C]`` score block, ties at the k-th place broken by the lower column.
 
-    ``torch.topk`` returns any of several equal scores; when the k-th score is shared with a column it left out
-    (duplicate gallery rows, fp16 rounding), the selection's tied tail is replaced by the lowest tied columns. The
-    check costs one pass over the block and, on a GPU, one host sync per block.
+    ``torch.topk`` returns any of several equal scores. One extra candidate shows whether the k-th score is shared
+    with a column left out (duplicate gallery rows, fp16 rounding); only then (one host check per block) is the
+    selection's tied tail replaced by the lowest tied columns.
     """
     torch = _import_torch()
-    vals, pos = torch.topk(scores, k, dim=1, largest=True, sorted=True)  # [Q,k], descending
-    if k == scores.shape[1]:
-        return vals, pos
+    n_cols = scores.shape[1]
+    if k >= n_cols:
+        return torch.topk(scores, n_cols, dim=1, largest=True, sorted=True)
+    vals, pos = torch.topk(scores, k + 1, dim=1, largest=True, sorted=True)  # [Q,k+1], descending
+    if not bool((vals[:, k] == vals[:, k - 1]).any()):
+        return vals[:, :k], pos[:, :k]
+    vals, pos = vals[:, :k], pos[:, :k]
     kth = vals[:, -1:]  # [Q,1]
-    on_kth = scores == kth  # [Q,C]
     taken = (vals == kth).sum(dim=1, keepdim=True)  # [Q,1] tied columns in the selection: its last ones
-    if not bool((on_kth.sum(dim=1, keepdim=True) > taken).any()):
-        return vals, pos
-    cols = torch.arange(scores.shape[1], device=scores.device)  # [C]
-    key = torch.where(on_kth, cols, scores.shape[1])  # [Q,C] tied columns, the rest past the end
+    cols = torch.arange(n_cols, device=scores.device)  # [C]
+    key = torch.where(scores == kth, cols, n_cols)  # [Q,C] tied columns, the rest past the end
     lowest = torch.topk(key, k, dim=1, largest=False, sorted=True).values  # [Q,k] lowest tied columns first
     slot = torch.arange(k, device=scores.device) - (k - taken)  # [Q,k] >= 0 on the tied tail
     return vals, torch.where(slot >= 0, lowest.gather(1, slot.clamp(min=0)), pos)
