@@ -31,12 +31,12 @@ def import_tensorrt():
             "NVIDIA GPU, or use backend='ort-cuda' / 'ort-cpu'") from exc
 
 
-def local_gpu() -> tuple[str, str]:
-    """``(gpu name, "major.minor")`` of device 0 through cuda-python or torch."""
+def local_gpu(index: int = 0) -> tuple[str, str]:
+    """``(gpu name, "major.minor")`` of CUDA device ``index`` through cuda-python or torch."""
     try:
         from cuda.bindings import runtime as cudart
 
-        err, prop = cudart.cudaGetDeviceProperties(0)
+        err, prop = cudart.cudaGetDeviceProperties(index)
         if int(err) == 0:
             name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
             return name.rstrip("\x00"), f"{prop.major}.{prop.minor}"
@@ -46,8 +46,8 @@ def local_gpu() -> tuple[str, str]:
         import torch
 
         if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return torch.cuda.get_device_name(0), f"{major}.{minor}"
+            major, minor = torch.cuda.get_device_capability(index)
+            return torch.cuda.get_device_name(index), f"{major}.{minor}"
     except ImportError:
         pass
     raise BackendUnavailableError("no CUDA GPU found (neither cuda-python nor torch sees one); "
@@ -77,6 +77,18 @@ def video_inputs(in_names: list[str], frames: np.ndarray, cameras: np.ndarray | 
     return [frames, cams]  # else the ONNX order: frames, camera
 
 
+def cuda_index(device: str) -> int:
+    """The GPU index of a device string: ``cuda`` → 0, ``cuda:N`` → N.
+
+    Raises:
+        BackendUnavailableError: not a CUDA device string.
+    """
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise BackendUnavailableError(f"TensorRT runs on a CUDA device ('cuda' or 'cuda:N'), not {device!r}")
+    return int(index or 0)
+
+
 class TensorRTBackend(Backend):
     """Runs ``*.plan`` engines from the bundle (dynamic batch within the engine's profile)."""
 
@@ -93,9 +105,17 @@ class TensorRTBackend(Backend):
         if not torch.cuda.is_available():
             raise BackendUnavailableError("TensorRT needs a CUDA GPU and none is visible")
         self.torch = torch
-        gpu_name, cc = local_gpu()
+        self.device_index = cuda_index(self.device)
+        self.cuda_device = f"cuda:{self.device_index}"  # where buffers, engines and the stream live
+        gpu_name, cc = local_gpu(self.device_index)
         local = LocalEngineSide(trt_version=self.trt.__version__, gpu_name=gpu_name, compute_capability=cc,
                                 runtime=runtime_name)
+        with torch.cuda.device(self.device_index):  # engines, contexts and the stream belong to this GPU
+            self._load_engines(bundle, precision, local)
+            self.stream = torch.cuda.Stream()
+
+    def _load_engines(self, bundle: Bundle, precision: str | None, local: LocalEngineSide) -> None:
+        """Deserialise the bundle's engines (metadata checked first) on the current device."""
         self.engines = {}
         self.precision = precision or "fp16"
         for role in ("text_encoder", "video_encoder", "frame_encoder"):
@@ -116,7 +136,6 @@ class TensorRTBackend(Backend):
         required = "video_encoder" if self.manifest.family == "tfclip" else "text_encoder"  # tfclip: no text tower
         if required not in self.engines:
             raise BundleError(f"{bundle.root}: no TensorRT {required} engine; build one with `tvreid export --trt`")
-        self.stream = torch.cuda.Stream()
 
     def _io_names(self, role: str) -> tuple[list[str], str]:
         """``(input names in engine order, output name)`` of ``role``'s engine."""
@@ -139,13 +158,14 @@ class TensorRTBackend(Backend):
         # Copies, output buffer, engine and read-back all go on self.stream. torch's side streams are created
         # non-blocking and do not wait for the default stream, so an input copied there could still be in flight
         # when the engine starts reading it on this one.
-        with torch.cuda.stream(self.stream):
+        with torch.cuda.device(self.device_index), torch.cuda.stream(self.stream):
             for name, arr in zip(in_names, inputs):
-                dev = torch.from_numpy(np.ascontiguousarray(arr)).to("cuda", non_blocking=True)
+                dev = torch.from_numpy(np.ascontiguousarray(arr)).to(self.cuda_device, non_blocking=True)
                 keep.append(dev)
                 ctx.set_input_shape(name, tuple(arr.shape))
                 ctx.set_tensor_address(name, dev.data_ptr())
-            out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=torch.float32, device="cuda")  # [B,D]
+            out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=torch.float32,
+                              device=self.cuda_device)  # [B,D]
             ctx.set_tensor_address(out_name, out.data_ptr())
             if not ctx.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeError(f"TensorRT failed to run {role}")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tvreid_sdk.bundle import BundleWriter, EngineMeta, Manifest
-from tvreid_sdk.errors import BundleError
+from tvreid_sdk.errors import BackendUnavailableError, BundleError
 from tvreid_sdk.modeling.arch import get_arch
 from tvreid_sdk.backends import tensorrt as trt_backend
 from tvreid_sdk.backends.tensorrt import TensorRTBackend, video_inputs
@@ -19,7 +19,19 @@ from tvreid_sdk.backends.tensorrt import TensorRTBackend, video_inputs
 T = 2
 INPUT, OUTPUT = "input", "output"
 _MEMORY: dict[int, "_DeviceArray"] = {}  # fake device address -> buffer
-_CURRENT = {"stream": None}  # torch's current stream (None = the default stream)
+_CURRENT = {"stream": None, "device": 0}  # torch's current stream (None = the default stream) and device
+_DEVICES_ENTERED: list[int] = []  # every torch.cuda.device(index) the backend entered
+
+
+@contextlib.contextmanager
+def _device(index):
+    """``torch.cuda.device``: makes ``index`` the current GPU inside."""
+    _DEVICES_ENTERED.append(index)
+    before, _CURRENT["device"] = _CURRENT["device"], index
+    try:
+        yield
+    finally:
+        _CURRENT["device"] = before
 
 
 @contextlib.contextmanager
@@ -41,8 +53,7 @@ class _DeviceArray:
         _MEMORY[id(self)] = self
 
     def to(self, device, non_blocking=False):
-        assert device == "cuda"
-        self.stream = _CURRENT["stream"]
+        self.device, self.stream = device, _CURRENT["stream"]
         return self
 
     def data_ptr(self) -> int:
@@ -59,7 +70,7 @@ class _DeviceArray:
 _FAKE_TORCH = types.SimpleNamespace(
     from_numpy=_DeviceArray, float32=np.float32,
     empty=lambda shape, dtype, device: _DeviceArray(np.zeros(shape, dtype), _CURRENT["stream"]),
-    cuda=types.SimpleNamespace(stream=_stream))
+    cuda=types.SimpleNamespace(stream=_stream, device=_device))
 _FAKE_TRT = types.SimpleNamespace(TensorIOMode=types.SimpleNamespace(INPUT=INPUT, OUTPUT=OUTPUT), __version__="10.9.0",
                                   Runtime=lambda logger: object())
 
@@ -128,15 +139,18 @@ def fake_runtime(monkeypatch):
 
     engines = {}
     monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: (_FAKE_TRT, "tensorrt"))
-    monkeypatch.setattr(trt_backend, "local_gpu", lambda: ("Fake GPU", "9.0"))
+    monkeypatch.setattr(trt_backend, "local_gpu", lambda index=0: ("Fake GPU", "9.0"))
     monkeypatch.setattr(trt_backend, "make_logger", lambda trt: None)
     monkeypatch.setattr(trt_backend, "deserialize_checked", lambda *a, **k: engines["next"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda: types.SimpleNamespace(cuda_stream=7, synchronize=lambda: None))
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: types.SimpleNamespace(cuda_stream=7, synchronize=lambda: None,
+                                                                            device=_CURRENT["device"]))
+    monkeypatch.setattr(torch.cuda, "device", _device)
+    _DEVICES_ENTERED.clear()
 
-    def start(bundle, inputs):
+    def start(bundle, inputs, device=None):
         engines["next"] = _FakeEngine(inputs, bundle.manifest.embed_dim)
-        backend = TensorRTBackend(bundle)
+        backend = TensorRTBackend(bundle, device=device)
         backend.torch = _FAKE_TORCH  # device copies, output buffer and stream go through the fakes
         return backend, engines["next"].context
 
@@ -196,3 +210,18 @@ def test_tfclip_needs_only_a_video_engine_and_dmca_still_needs_text(fake_runtime
     fake_runtime(_bundle(tmp_path), ["frames", "camera"])  # no text engine: fine for tfclip
     with pytest.raises(BundleError, match="no TensorRT text_encoder engine"):
         fake_runtime(_bundle(tmp_path, family="dmca", camera=False), ["frames"])
+
+
+def test_a_chosen_gpu_holds_the_stream_and_every_buffer(tmp_path, fake_runtime):
+    backend, ctx = fake_runtime(_bundle(tmp_path, camera=False), ["frames"], device="cuda:1")
+    assert backend.stream.device == 1 and _DEVICES_ENTERED == [1]  # engines and stream made on GPU 1
+    backend._execute("video_encoder", [_frames(2)])
+    assert _DEVICES_ENTERED == [1, 1]  # the run too
+    assert _MEMORY[ctx.addresses["frames"]].device == "cuda:1"
+
+
+def test_cuda_index_parses_device_strings():
+    assert trt_backend.cuda_index("cuda") == 0 and trt_backend.cuda_index("cuda:3") == 3
+    for bad in ("cpu", "cuda:x", "gpu:0"):
+        with pytest.raises(BackendUnavailableError, match="CUDA device"):
+            trt_backend.cuda_index(bad)
