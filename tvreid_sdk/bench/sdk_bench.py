@@ -122,8 +122,8 @@ def backend_variants(bundle: Bundle, names: list[str], device: str) -> tuple[lis
     """Backend × precision × device combinations to run, and the ones that cannot run here (with a reason)."""
     gpu = device.startswith("cuda")
     variants, skipped = [], []
-    onnx_precisions = sorted({a.precision for a in bundle.manifest.artifacts
-                              if a.kind == "onnx" and a.role == "text_encoder"})
+    role = "video_encoder" if bundle.manifest.family == "tfclip" else "text_encoder"  # tfclip has no text tower
+    onnx_precisions = sorted({a.precision for a in bundle.manifest.artifacts if a.kind == "onnx" and a.role == role})
     for name in names:
         BACKENDS.get(name)  # unknown names raise KeyError listing the choices
         if name == "ort-cpu":
@@ -134,8 +134,7 @@ def backend_variants(bundle: Bundle, names: list[str], device: str) -> tuple[lis
                 continue
             variants += [Variant(name, p, device) for p in sorted(onnx_precisions, key=lambda p: p != "fp16")]
         elif name == "tensorrt":
-            plans = sorted({a.precision for a in bundle.manifest.artifacts
-                            if a.kind == "trt_plan" and a.role == "text_encoder"})
+            plans = sorted({a.precision for a in bundle.manifest.artifacts if a.kind == "trt_plan" and a.role == role})
             if not gpu or not plans:
                 skipped.append(skipped_row("encoders", name, "-", "no TensorRT engine in the bundle or no GPU here; "
                                            "export with --trt on the target GPU (engines are per GPU/TensorRT)"))

@@ -1,4 +1,6 @@
 """SDK benchmark on the tiny-test bundle: rows per backend and batch, baselines and ratios, honest skips."""
+import types
+
 import pytest
 
 from tvreid_sdk.bench import SdkBenchCfg, TimingCfg, build_report, run_sdk_bench, validate_report
@@ -57,6 +59,19 @@ def test_gpu_only_variants_are_skipped_with_reasons_on_cpu(bench_bundle, result)
     assert variants == []
     assert [s["backend"] for s in skipped] == ["ort-cuda", "tensorrt"]
     assert "--trt" in skipped[1]["reason"]
+
+
+@pytest.mark.parametrize("family, role", [("dmca", "text_encoder"), ("tfclip", "video_encoder")])
+def test_gpu_variants_come_from_the_family_s_main_encoder(family, role):
+    art = lambda kind, r, p: types.SimpleNamespace(kind=kind, role=r, precision=p)  # noqa: E731
+    other = "video_encoder" if role == "text_encoder" else "frame_encoder"
+    artifacts = [art("onnx", role, "fp32"), art("onnx", role, "fp16"), art("trt_plan", role, "fp16"),
+                 art("onnx", other, "fp32-fused")]  # another role's variants are not offered
+    bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(family=family, artifacts=artifacts))
+    variants, skipped = backend_variants(bundle, ["ort-cuda", "tensorrt"], "cuda:0")
+    assert [(v.backend, v.precision, v.device) for v in variants] == [
+        ("ort-cuda", "fp16", "cuda:0"), ("ort-cuda", "fp32", "cuda:0"), ("tensorrt", "fp16", "cuda:0")]
+    assert skipped == []
 
 
 def test_unknown_backend_and_bad_config_are_rejected(bench_bundle):
