@@ -40,4 +40,14 @@ void append_latency_fields(const LatencyStats& stats, JsonFields* row) {
   row->emplace_back("reps", static_cast<int64_t>(stats.reps));
 }
 
+JsonFields report_row(const std::string& task, const std::string& backend, const std::string& precision,
+                      const std::string& device, const LatencyStats& stats, const std::string& clock,
+                      const std::string& timing_note) {
+  JsonFields row{{"task", task}, {"backend", backend}, {"precision", precision}, {"device", device}};
+  append_latency_fields(stats, &row);
+  row.emplace_back("clock", clock);
+  row.emplace_back("timing", timing_note);
+  return row;
+}
+
 }  // namespace tvreid_bench

@@ -56,13 +56,7 @@ Workload make_workload(const MatchBenchArgs& args) {
 JsonFields make_row(const char* backend, const char* precision, const char* device, int64_t n, int q,
                     const MatchBenchArgs& args, const LatencyStats& stats, const char* clock, const char* timing_note,
                     size_t bytes_per_value) {
-  JsonFields row{{"task", std::string("match")},
-                 {"backend", std::string(backend)},
-                 {"precision", std::string(precision)},
-                 {"device", std::string(device)}};
-  append_latency_fields(stats, &row);
-  row.emplace_back("clock", std::string(clock));
-  row.emplace_back("timing", std::string(timing_note));
+  JsonFields row = report_row("match", backend, precision, device, stats, clock, timing_note);
   row.emplace_back("batch", static_cast<int64_t>(q));
   row.emplace_back("gallery_size", n);
   row.emplace_back("queries", static_cast<int64_t>(q));

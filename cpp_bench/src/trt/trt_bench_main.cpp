@@ -264,25 +264,18 @@ int run(const Args& args) {
                      {"cuda_runtime", version_string(dev.runtime_version, 1000, 10)},
                      {"cuda_driver", version_string(dev.driver_version, 1000, 10)},
                      {"cublas", version_string(dev.cublas_version, 10000, 100)}};
-  // Rows follow tvreid_sdk.bench.report.make_row: identity, timing statistics, clock + timing note, then the shape.
-  JsonFields encode_row{{"task", std::string("text_encode")}, {"backend", std::string("cpp-trt")},
-                        {"precision", args.precision}, {"device", std::string("cuda")}};
-  append_latency_fields(encode, &encode_row);
-  encode_row.emplace_back("clock", std::string("host"));
-  encode_row.emplace_back("timing", std::string("host steady_clock: token ids on the host -> text engine -> "
-                                                "embeddings on the host"));
+  JsonFields encode_row = report_row("text_encode", "cpp-trt", args.precision, "cuda", encode, "host",
+                                     "host steady_clock: token ids on the host -> text engine -> embeddings on "
+                                     "the host");
   encode_row.emplace_back("batch", static_cast<int64_t>(batch));
   encode_row.emplace_back("tokens", static_cast<int64_t>(length));
   encode_row.emplace_back("dim", static_cast<int64_t>(dim));
   encode_row.emplace_back("items_per_s", batch / (encode.p50_ms * 1e-3));
   report.rows.push_back(std::move(encode_row));
 
-  JsonFields query_row{{"task", std::string("text_query")}, {"backend", std::string("cpp-trt")},
-                       {"precision", args.precision}, {"device", std::string("cuda")}};
-  append_latency_fields(query, &query_row);
-  query_row.emplace_back("clock", std::string("host"));
-  query_row.emplace_back("timing", std::string("host steady_clock: token ids on the host -> text engine -> fp16 "
-                                               "GEMM + top-k on the GPU -> top-k on the host (no tokenisation)"));
+  JsonFields query_row = report_row("text_query", "cpp-trt", args.precision, "cuda", query, "host",
+                                    "host steady_clock: token ids on the host -> text engine -> fp16 GEMM + top-k "
+                                    "on the GPU -> top-k on the host (no tokenisation)");
   query_row.emplace_back("batch", static_cast<int64_t>(batch));
   query_row.emplace_back("matcher", std::string("cpp-cuda-cublas-fp16"));
   query_row.emplace_back("gallery_size", args.gallery_size);
@@ -307,12 +300,9 @@ int run(const Args& args) {
       video.enqueue(stream);
       TRT_BENCH_CUDA_CHECK(cudaStreamSynchronize(stream));
     });
-    JsonFields row{{"task", std::string("video_embed")}, {"backend", std::string("cpp-trt")},
-                   {"precision", args.precision}, {"device", std::string("cuda")}};
-    append_latency_fields(vs, &row);
-    row.emplace_back("clock", std::string("host"));
-    row.emplace_back("timing", std::string("host steady_clock around enqueueV3 + stream sync; zero-filled inputs "
-                                           "and outputs stay on the GPU (no H2D/D2H)"));
+    JsonFields row = report_row("video_embed", "cpp-trt", args.precision, "cuda", vs, "host",
+                                "host steady_clock around enqueueV3 + stream sync; zero-filled inputs and outputs "
+                                "stay on the GPU (no H2D/D2H)");
     const nvinfer1::Dims first = video.context->getTensorShape(video.inputs.at(0).c_str());
     if (first.nbDims > 0) row.emplace_back("batch", static_cast<int64_t>(first.d[0]));
     row.emplace_back("input_shapes", shape_text);
