@@ -296,13 +296,18 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
                            {"epoch": str(epoch + 1)})
                 save_resume(out, optimizer, {"epoch": epoch + 1, "step": step, "best_r1": best_r1,
                                              "sampler": sampler.state_dict()})
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+                write_epoch_record(log_file, record, log)
     finally:
         if log_file:
             log_file.close()
     return {**metrics, "best_R1": best_r1}
+
+
+def write_epoch_record(log_file, record: dict, log) -> None:
+    """Append an epoch's record to ``metrics.jsonl`` (flushed) and print it as ``key=value`` pairs."""
+    log_file.write(json.dumps(record) + "\n")
+    log_file.flush()
+    log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
 
 
 def _checked_spread(model: torch.nn.Module) -> float:

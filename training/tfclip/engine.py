@@ -25,7 +25,8 @@ from tvreid_sdk.vision.preprocess import normalize_torch
 from ..checkpoint import load_resume, save_resume
 from ..data.samplers import IdentityBalancedSampler
 from ..distributed import RankSlice, dist_info
-from ..engine import _checked_spread, _Progress, autocast_dtype, resolve_device, seed_everything
+from ..engine import (_checked_spread, _Progress, autocast_dtype, resolve_device, seed_everything,
+                      write_epoch_record)
 from .checkpoint import load_tfclip_weights, save_tfclip, training_camera_index
 from .config import FAMILY, TfclipTrainCfg, save_cfg
 from .data import VideoTrainSet, infer_num_cameras, load_video_dataset
@@ -166,9 +167,7 @@ def train(cfg: TfclipTrainCfg, data_root: str, out_dir: str, *, resume: bool = F
             save_tfclip(model, out / "last.safetensors", dc, {"epoch": str(epoch + 1)}, camera_index=camera_index)
             save_resume(out, optimizer, {"epoch": epoch + 1, "step": step, "best": best,
                                          "sampler": sampler.state_dict()})
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-            log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            write_epoch_record(log_file, record, log)
     finally:
         if log_file:
             log_file.close()
