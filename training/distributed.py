@@ -115,3 +115,16 @@ def rank_share(count: int, device: torch.device | None = None) -> float:
                          device=device if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(total)
     return float(count) * world / float(total) if float(total) > 0 else 1.0
+
+
+def checked_weight_spread(model: torch.nn.Module) -> float:
+    """:func:`weight_spread` across the data-parallel ranks (every rank must call it).
+
+    Raises:
+        RuntimeError: the ranks no longer hold the same weights.
+    """
+    spread = weight_spread(model)
+    if spread > 0.0:
+        raise RuntimeError(f"data-parallel ranks hold different weights (largest difference {spread:.3g}): "
+                           "gradients were not synchronised; check that every rank runs the same recipe")
+    return spread

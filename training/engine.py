@@ -29,7 +29,7 @@ from .data import DATASETS
 from .data.records import Dataset
 from .data.samplers import IdentityBalancedSampler, RandomBatchSampler
 from .dataset import TextVideoTrainSet, TrackletEvalSet, tokenize_captions, train_augment
-from .distributed import RankSlice, dist_info, weight_spread
+from .distributed import RankSlice, checked_weight_spread, dist_info
 from .dmca import DMCA
 from .losses import parse_loss_names
 from .metrics import evaluate_t2v
@@ -282,7 +282,7 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
             means = {k: v / max(1, count) for k, v in sums.items()}
             record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - t0, 2), **means}
             if world > 1:  # every rank joins the check; only rank 0 records it
-                record["rank_weight_spread"] = _checked_spread(model)
+                record["rank_weight_spread"] = checked_weight_spread(model)
             if rank == 0:
                 is_eval = (epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs
                 if is_eval and (len(data.query) + len(data.gallery)) > 0:
@@ -308,12 +308,3 @@ def write_epoch_record(log_file, record: dict, log) -> None:
     log_file.write(json.dumps(record) + "\n")
     log_file.flush()
     log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-
-
-def _checked_spread(model: torch.nn.Module) -> float:
-    """:func:`weight_spread` across the data-parallel ranks; raises when they no longer hold the same weights."""
-    spread = weight_spread(model)
-    if spread > 0.0:
-        raise RuntimeError(f"data-parallel ranks hold different weights (largest difference {spread:.3g}): "
-                           "gradients were not synchronised; check that every rank runs the same recipe")
-    return spread

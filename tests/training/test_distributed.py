@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from training.distributed import RankSlice, weight_spread
+from training.distributed import RankSlice, checked_weight_spread, weight_spread
 
 
 def _worker(rank: int, init_file: str, results) -> None:
@@ -16,10 +16,8 @@ def _worker(rank: int, init_file: str, results) -> None:
         with torch.no_grad():
             model.bias[1] += 1e-3 * rank  # only rank 1 drifts, by one small step
         drifted = weight_spread(model)
-        from training.engine import _checked_spread
-
         try:
-            _checked_spread(model)
+            checked_weight_spread(model)
             raised = ""
         except RuntimeError as exc:
             raised = str(exc)

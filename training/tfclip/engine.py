@@ -24,9 +24,8 @@ from tvreid_sdk.vision.preprocess import normalize_torch
 
 from ..checkpoint import load_resume, save_resume
 from ..data.samplers import IdentityBalancedSampler
-from ..distributed import RankSlice, dist_info
-from ..engine import (_checked_spread, _Progress, autocast_dtype, resolve_device, seed_everything,
-                      write_epoch_record)
+from ..distributed import RankSlice, checked_weight_spread, dist_info
+from ..engine import _Progress, autocast_dtype, resolve_device, seed_everything, write_epoch_record
 from .checkpoint import load_tfclip_weights, save_tfclip, training_camera_index
 from .config import FAMILY, TfclipTrainCfg, save_cfg
 from .data import VideoTrainSet, infer_num_cameras, load_video_dataset
@@ -149,7 +148,7 @@ def train(cfg: TfclipTrainCfg, data_root: str, out_dir: str, *, resume: bool = F
             t0 = time.time()
             means = _train_epoch(model, runner, loader, optimizer, scaler, amp, device, cfg, bar, on_step)
             bar.close()
-            spread = _checked_spread(model) if world > 1 else None  # every rank joins the check
+            spread = checked_weight_spread(model) if world > 1 else None  # every rank joins the check
             if rank != 0:
                 continue
             record = {"epoch": epoch + 1, "step": step, "lr_factor": factor, "seconds": round(time.time() - t0, 2),
