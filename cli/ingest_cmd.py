@@ -66,7 +66,7 @@ def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, ba
     from tvreid_sdk.mot import read_mot
     from tvreid_sdk.video import probe_video
 
-    from .match_cmd import parse_time
+    from .times import parse_time
 
     try:
         box_h, box_w = (int(v) for v in min_box.lower().split("x"))

@@ -38,6 +38,7 @@ def cli() -> None:
     tvreid match "man in red jacket walking"      search the demo gallery
     tvreid index FRAMES/ --bundle B --gallery G    add tracklets to a gallery
     tvreid ingest VIDEO --tracks MOT.txt --camera C --gallery G   video + tracker output -> gallery
+    tvreid gallery info|verify|remove G            inspect, check or prune a gallery
     tvreid train RECIPE --data ROOT --out RUN      train a model
     tvreid export RUN --out BUNDLE                 export it for deployment
     tvreid bench --json bench.json                 latency/throughput on this machine
@@ -45,9 +46,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import bench_cmd, data_cmds, export_cmd, ingest_cmd, match_cmd, train_cmds
+    from . import bench_cmd, data_cmds, export_cmd, gallery_cmd, ingest_cmd, match_cmd, train_cmds
 
-    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, bench_cmd):
+    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -2,37 +2,19 @@
 (table, JSON or HTML sheet)."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import click
 
 from tvreid_sdk.errors import ConfigError, QueryRejectedError
 
-
-def parse_time(text: str | None, option: str) -> float | None:
-    """ISO 8601 (``2024-05-01T10:00:00``, optional offset; naive = UTC) → unix seconds."""
-    if text is None:
-        return None
-    try:
-        stamp = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{option} {text!r} is not an ISO 8601 time; write e.g. 2024-05-01T10:00:00") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return stamp.timestamp()
+from .times import format_time, parse_time
 
 
 def _span(row: dict) -> str:
     if row["start"] == "-":
         return "-"
     return f"{row['start']} ({row['duration_s']:.1f} s)" if row.get("duration_s") is not None else row["start"]
-
-
-def format_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @click.command()

@@ -101,7 +101,7 @@ def test_interrupted_ingest_resumes_on_rerun(tmp_path, bundle, clip, monkeypatch
 
 @pytest.mark.parametrize("change, message", [
     ({"video": "notes.mp4"}, "cannot read this video"),
-    ({"start": "yesterday"}, "--start-time 'yesterday' is not an ISO 8601 time"),
+    ({"start": "yesterday"}, "--start-time 'yesterday' is neither an ISO 8601 time nor a Unix timestamp"),
     ({"tracks": "junk.txt"}, "none of the 2 line"),
     ({"extra": ("--min-box", "tall")}, "--min-box 'tall' is not HEIGHTxWIDTH"),
 ])

@@ -1,0 +1,170 @@
+"""``tvreid gallery info|verify|remove``: inspect and maintain a gallery directory."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from tvreid_sdk.errors import ConfigError, GalleryError
+
+from .times import iso_utc, parse_time
+
+SHOW_KEYS = 20  # keys listed by ``remove --dry-run``
+_DB_FILES = ("gallery.sqlite", "gallery.sqlite-wal")  # the data; -shm is a transient index
+
+
+def _spans(snap) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (start, end) with a missing end replaced by the known one, as the search filters do; [N], [N]."""
+    start = np.where(np.isnan(snap.start_times), snap.end_times, snap.start_times)  # [N] NaN: no time at all
+    end = np.where(np.isnan(snap.end_times), snap.start_times, snap.end_times)  # [N]
+    return start, end
+
+
+def _disk_bytes(directory: Path) -> int:
+    return sum((directory / name).stat().st_size for name in _DB_FILES if (directory / name).is_file())
+
+
+def _summary(gallery) -> dict:
+    snap = gallery.snapshot()
+    codes, counts = np.unique(snap.camera_codes, return_counts=True)
+    cameras = dict(sorted((snap.camera_names[c], int(n)) for c, n in zip(codes.tolist(), counts.tolist())))
+    start, end = _spans(snap)
+    timed = ~np.isnan(start)
+    return {"path": str(gallery.path.resolve()), "model_id": gallery.model_id, "embed_dim": gallery.embed_dim,
+            "items": len(snap), "cameras": cameras,
+            "start": iso_utc(float(start[timed].min())) if timed.any() else None,
+            "end": iso_utc(float(end[timed].max())) if timed.any() else None}
+
+
+@click.group()
+def gallery() -> None:
+    """Inspect and maintain a gallery directory (see `tvreid gallery COMMAND --help`)."""
+
+
+@gallery.command()
+@click.argument("path", metavar="G", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def info(path: str, as_json: bool) -> None:
+    """Summarise gallery G: model, dimension, items per camera, time span and size on disk.
+
+    Opens the gallery read-only; opening checks every row's embedding and metadata checksums.
+
+    \f
+    Args:
+        path: the gallery directory (or its gallery.sqlite).
+        as_json: print one JSON object instead of the table.
+    """
+    from tvreid_sdk import Gallery
+
+    with Gallery.open(path, readonly=True) as g:
+        summary = _summary(g)
+        directory = g.path
+    summary["bytes_on_disk"] = _disk_bytes(directory)  # after close: SQLite removes its -wal/-shm when it can
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    rows = [("gallery", summary["path"]), ("model", summary["model_id"]), ("dim", summary["embed_dim"]),
+            ("items", summary["items"]), ("cameras", len(summary["cameras"]))]
+    rows += [(f"  {name}", n) for name, n in summary["cameras"].items()]
+    span = f"{summary['start']} .. {summary['end']}" if summary["start"] else "- (no times recorded)"
+    size = summary["bytes_on_disk"]
+    rows += [("time span", span), ("on disk", f"{size / 1e6:.1f} MB ({size} bytes)")]
+    for label, value in rows:
+        click.echo(f"{label:<10} {value}")
+
+
+@gallery.command()
+@click.argument("path", metavar="G", type=click.Path())
+@click.option("--full", is_flag=True, help="SQLite integrity_check and every checksum of every row, thumbnails "
+                                           "included (reads the whole file). Default: quick_check + vector checks.")
+def verify(path: str, full: bool) -> None:
+    """Check gallery G for damage; prints `ok: N items (... check)` or fails with one error line (exit 2).
+
+    \f
+    Args:
+        path: the gallery directory (or its gallery.sqlite).
+        full: run the full check (Gallery.verify(full=True)) instead of the quick one.
+    """
+    from tvreid_sdk import Gallery
+
+    with Gallery.open(path, readonly=True) as g:
+        g.verify(full=full)
+        n = len(g)
+    click.echo(f"ok: {n} items ({'full' if full else 'quick'} check)")
+
+
+def _select(g, keys: list[str], cameras: list[str], before: float | None, after: float | None) -> list[str]:
+    """Explicit ``keys`` plus every item matching ALL the filters, in insertion order; raises on unknown names."""
+    snap = g.snapshot()
+    present = set(snap.keys.tolist())
+    unknown = [k for k in dict.fromkeys(keys) if k not in present]
+    if unknown:
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise GalleryError(f"{len(unknown)} key(s) not in gallery {g.path}: {', '.join(map(repr, unknown[:10]))}"
+                           f"{more}; nothing was removed; check the keys (`tvreid match --json` prints them)")
+    if not (cameras or before is not None or after is not None):
+        return list(dict.fromkeys(keys))
+    mask = np.ones(len(snap), bool)  # [N]
+    if cameras:
+        missing = sorted(set(cameras) - set(snap.present_cameras))
+        if missing:
+            raise GalleryError(f"unknown camera(s) {', '.join(map(repr, missing))}; cameras in gallery {g.path}: "
+                               f"{', '.join(snap.present_cameras) or '(none)'}; nothing was removed")
+        mask &= np.isin(snap.camera_codes, [snap.camera_names.index(c) for c in set(cameras)])
+    start, end = _spans(snap)
+    with np.errstate(invalid="ignore"):  # NaN (no time) compares False: untimed items never match a time filter
+        if before is not None:
+            mask &= end < before
+        if after is not None:
+            mask &= start >= after
+    return list(dict.fromkeys(keys + snap.keys[mask].tolist()))
+
+
+@gallery.command()
+@click.argument("path", metavar="G", type=click.Path())
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@click.option("--camera", "cameras", multiple=True, help="Items of this camera (repeatable: any of them).")
+@click.option("--before", metavar="TIME", help="Items that end before TIME (ISO 8601, naive = UTC, or Unix seconds).")
+@click.option("--after", metavar="TIME", help="Items that start at or after TIME (ISO 8601 or Unix seconds).")
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
+def remove(path: str, keys: tuple[str, ...], cameras: tuple[str, ...], before: str | None, after: str | None,
+           dry_run: bool) -> None:
+    """Remove tracklets from gallery G in one transaction: the KEYs given plus every item matching ALL filters.
+
+    Items without recorded times never match --before/--after.
+
+    \f
+    Args:
+        path: the gallery directory (or its gallery.sqlite).
+        keys: tracklet keys to remove; all must exist, else nothing is removed.
+        cameras: filter: items of any of these cameras.
+        before: filter: items whose end time is before this time.
+        after: filter: items whose start time is at or after this time.
+        dry_run: open read-only and list the selection (up to 20 keys) instead of removing it.
+    """
+    from tvreid_sdk import Gallery
+
+    t_before, t_after = parse_time(before, "--before"), parse_time(after, "--after")
+    if not (keys or cameras or t_before is not None or t_after is not None):
+        raise ConfigError("name the tracklets to remove: give KEYs and/or a filter (--camera, --before, --after); "
+                          "add --dry-run to preview")
+    if t_before is not None and t_after is not None and t_after >= t_before:
+        raise ConfigError(f"--after {iso_utc(t_after)} is not before --before {iso_utc(t_before)}: no item can match")
+    window = "".join(f" {name} {iso_utc(t)}" for name, t in (("after", t_after), ("before", t_before)) if t is not None)
+    with Gallery.open(path, readonly=dry_run) as g:
+        selected = _select(g, list(keys), list(cameras), t_before, t_after)
+        if dry_run:
+            click.echo(f"would remove {len(selected)} of {len(g)} tracklet(s) from {g.path}{window}"
+                       + (":" if selected else ""))
+            for key in selected[:SHOW_KEYS]:
+                click.echo(f"  {key}")
+            if len(selected) > SHOW_KEYS:
+                click.echo(f"  ... and {len(selected) - SHOW_KEYS} more")
+            return
+        removed = g.delete(selected)  # one transaction; raises (removing nothing) if a key vanished meanwhile
+        click.echo(f"removed {removed} tracklet(s) from {g.path}{window}; {len(g)} left")
+
+
+COMMANDS = [gallery]
