@@ -8,18 +8,12 @@ import click
 import numpy as np
 
 from tvreid_sdk.errors import ConfigError, GalleryError
+from tvreid_sdk.gallery.filters import camera_mask, time_spans
 
 from .times import iso_utc, parse_time
 
 SHOW_KEYS = 20  # keys listed by ``remove --dry-run``
 _DB_FILES = ("gallery.sqlite", "gallery.sqlite-wal")  # the data; -shm is a transient index
-
-
-def _spans(snap) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row (start, end) with a missing end replaced by the known one, as the search filters do; [N], [N]."""
-    start = np.where(np.isnan(snap.start_times), snap.end_times, snap.start_times)  # [N] NaN: no time at all
-    end = np.where(np.isnan(snap.end_times), snap.start_times, snap.end_times)  # [N]
-    return start, end
 
 
 def _disk_bytes(directory: Path) -> int:
@@ -30,7 +24,7 @@ def _summary(gallery) -> dict:
     snap = gallery.snapshot()
     codes, counts = np.unique(snap.camera_codes, return_counts=True)
     cameras = dict(sorted((snap.camera_names[c], int(n)) for c, n in zip(codes.tolist(), counts.tolist())))
-    start, end = _spans(snap)
+    start, end = time_spans(snap)
     timed = ~np.isnan(start)
     return {"path": str(gallery.path.resolve()), "model_id": gallery.model_id, "embed_dim": gallery.embed_dim,
             "items": len(snap), "cameras": cameras,
@@ -106,14 +100,8 @@ def _select(g, keys: list[str], cameras: list[str], before: float | None, after:
                            f"{more}; nothing was removed; check the keys (`tvreid match --json` prints them)")
     if not (cameras or before is not None or after is not None):
         return list(dict.fromkeys(keys))
-    mask = np.ones(len(snap), bool)  # [N]
-    if cameras:
-        missing = sorted(set(cameras) - set(snap.present_cameras))
-        if missing:
-            raise GalleryError(f"unknown camera(s) {', '.join(map(repr, missing))}; cameras in gallery {g.path}: "
-                               f"{', '.join(snap.present_cameras) or '(none)'}; nothing was removed")
-        mask &= np.isin(snap.camera_codes, [snap.camera_names.index(c) for c in set(cameras)])
-    start, end = _spans(snap)
+    mask = camera_mask(snap, cameras, "in --camera (nothing was removed)") if cameras else np.ones(len(snap), bool)
+    start, end = time_spans(snap)
     with np.errstate(invalid="ignore"):  # NaN (no time) compares False: untimed items never match a time filter
         if before is not None:
             mask &= end < before

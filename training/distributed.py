@@ -43,14 +43,12 @@ def weight_spread(model: torch.nn.Module) -> float:
     Every rank must call it (it runs two all-reduces). Data-parallel ranks start from the same seed and apply the
     same averaged gradients, so a non-zero spread means gradients were not synchronised.
     """
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return 0.0
     params = [p.detach() for p in model.parameters()]
-    if not params:
+    if _group_size() == 1 or not params:
         return 0.0
     sums = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in params])  # [P,2]
-    device = params[0].device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
-    high, low = sums.to(device), sums.to(device).clone()
+    high = sums.to(_collective_device(params[0].device))
+    low = high.clone()
     torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
     torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
     return float((high - low).abs().max())
@@ -59,6 +57,11 @@ def weight_spread(model: torch.nn.Module) -> float:
 def _group_size() -> int:
     dist = torch.distributed
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _collective_device(device: torch.device | str | None) -> torch.device:
+    """Where a tensor must be for a collective: its GPU under NCCL, the host under gloo."""
+    return torch.device(device) if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
 
 
 class _GatherRows(torch.autograd.Function):
@@ -95,7 +98,7 @@ def gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tensors
     dist = torch.distributed
     rows = tensors[0].shape[0]
-    counts = torch.tensor([rows], device=tensors[0].device if dist.get_backend() == "nccl" else "cpu")
+    counts = torch.tensor([rows], device=_collective_device(tensors[0].device))
     gathered = [torch.empty_like(counts) for _ in range(world)]
     dist.all_gather(gathered, counts)
     sizes = [int(c) for c in gathered]
@@ -112,7 +115,7 @@ def rank_share(count: int, device: torch.device | None = None) -> float:
         return 1.0
     dist = torch.distributed
     total = torch.tensor([float(count)], dtype=torch.float64,
-                         device=device if dist.get_backend() == "nccl" else "cpu")
+                         device=_collective_device(device or "cuda"))  # NCCL: the current GPU unless given
     dist.all_reduce(total)
     return float(count) * world / float(total) if float(total) > 0 else 1.0
 

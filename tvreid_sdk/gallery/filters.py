@@ -25,6 +25,30 @@ def to_unix_seconds(name: str, value: Optional[TimeLike]) -> Optional[float]:
     return float(value)
 
 
+def camera_mask(snapshot: MatrixSnapshot, names: list[str], where: str = "in the search filter") -> np.ndarray:
+    """bool ``[N]``: rows of any of the cameras ``names``.
+
+    Raises:
+        GalleryError: a name is not a camera of the gallery (``where`` says which filter named it).
+    """
+    known = snapshot.present_cameras
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        listing = ", ".join(known) if known else "(none: the gallery is empty)"
+        raise GalleryError(f"unknown camera(s) {', '.join(map(repr, unknown))} {where}; "
+                           f"cameras in this gallery: {listing}; use one of those names or drop the camera filter")
+    codes = [snapshot.camera_names.index(name) for name in set(names)]
+    return np.isin(snapshot.camera_codes, np.asarray(codes, np.int32))  # [N]
+
+
+def time_spans(snapshot: MatrixSnapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (start, end) Unix seconds, ``[N]`` each; a missing end takes the known one (the tracklet is then the
+    instant it gives); NaN in both when the row has no time."""
+    start = np.where(np.isnan(snapshot.start_times), snapshot.end_times, snapshot.start_times)  # [N]
+    end = np.where(np.isnan(snapshot.end_times), snapshot.start_times, snapshot.end_times)  # [N]
+    return start, end
+
+
 def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[str]]] = None,
                since: Optional[TimeLike] = None, until: Optional[TimeLike] = None) -> Optional[np.ndarray]:
     """Rows allowed by the filters, or None when no filter is set.
@@ -42,22 +66,13 @@ def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[s
     """
     mask: Optional[np.ndarray] = None
     if cameras is not None:
-        names = [cameras] if isinstance(cameras, str) else list(cameras)
-        known = snapshot.present_cameras
-        unknown = sorted(set(names) - set(known))
-        if unknown:
-            listing = ", ".join(known) if known else "(none: the gallery is empty)"
-            raise GalleryError(f"unknown camera(s) {', '.join(map(repr, unknown))} in the search filter; "
-                               f"cameras in this gallery: {listing}; use one of those names or drop the camera filter")
-        codes = [snapshot.camera_names.index(name) for name in set(names)]
-        mask = np.isin(snapshot.camera_codes, np.asarray(codes, np.int32))  # [N]
+        mask = camera_mask(snapshot, [cameras] if isinstance(cameras, str) else list(cameras))
     lo = to_unix_seconds("since", since)
     hi = to_unix_seconds("until", until)
     if lo is not None and hi is not None and lo > hi:
         raise GalleryError(f"since ({lo}) is after until ({hi}); swap them")
     if lo is not None or hi is not None:
-        start = np.where(np.isnan(snapshot.start_times), snapshot.end_times, snapshot.start_times)  # [N]
-        end = np.where(np.isnan(snapshot.end_times), snapshot.start_times, snapshot.end_times)  # [N]
+        start, end = time_spans(snapshot)
         in_window = ~np.isnan(start)
         with np.errstate(invalid="ignore"):
             if lo is not None:
