@@ -8,6 +8,9 @@ import os
 import torch
 
 
+_JOINED = {"by_us": False}  # whether dist_info created the process group (and so release_process_group ends it)
+
+
 def dist_info() -> tuple[int, int]:
     """``(rank, world_size)`` from torchrun's environment; joins the process group (NCCL on CUDA, else gloo)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -15,9 +18,20 @@ def dist_info() -> tuple[int, int]:
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         torch.distributed.init_process_group(backend)
+        _JOINED["by_us"] = True
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return rank, world
+
+
+def release_process_group() -> None:
+    """After a finished run: wait for every rank (rank 0 may still be evaluating), then end the process group that
+    :func:`dist_info` created. A rank that exits with its group alive can abort in the communication threads'
+    teardown ("terminate called without an active exception")."""
+    if _JOINED["by_us"] and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+        _JOINED["by_us"] = False
 
 
 class RankSlice:

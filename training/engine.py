@@ -29,7 +29,7 @@ from .data import DATASETS
 from .data.records import Dataset
 from .data.samplers import IdentityBalancedSampler, RandomBatchSampler
 from .dataset import TextVideoTrainSet, TrackletEvalSet, tokenize_captions, train_augment
-from .distributed import RankSlice, checked_weight_spread, dist_info
+from .distributed import RankSlice, checked_weight_spread, dist_info, release_process_group
 from .dmca import DMCA
 from .losses import parse_loss_names
 from .metrics import evaluate_t2v
@@ -300,6 +300,7 @@ def train(cfg: TrainCfg, data_root: str, out_dir: str, *, resume: bool = False, 
     finally:
         if log_file:
             log_file.close()
+    release_process_group()
     return {**metrics, "best_R1": best_r1}
 
 

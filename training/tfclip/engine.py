@@ -24,7 +24,7 @@ from tvreid_sdk.vision.preprocess import normalize_torch
 
 from ..checkpoint import load_resume, save_resume
 from ..data.samplers import IdentityBalancedSampler
-from ..distributed import RankSlice, checked_weight_spread, dist_info
+from ..distributed import RankSlice, checked_weight_spread, dist_info, release_process_group
 from ..engine import _Progress, autocast_dtype, resolve_device, seed_everything, write_epoch_record
 from .checkpoint import load_tfclip_weights, save_tfclip, training_camera_index
 from .config import FAMILY, TfclipTrainCfg, save_cfg
@@ -170,4 +170,5 @@ def train(cfg: TfclipTrainCfg, data_root: str, out_dir: str, *, resume: bool = F
     finally:
         if log_file:
             log_file.close()
+    release_process_group()
     return {**metrics, "best_R1": best["R1"], "best_mAP": best["mAP"]}
