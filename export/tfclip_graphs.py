@@ -336,7 +336,8 @@ def export_tfclip_bundle(checkpoint: str | os.PathLike, out: str | os.PathLike, 
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         })
         manifest = Manifest(arch=ckpt.arch, model_id=model_id, num_frames=ckpt.num_frames, tokenizer=TokenizerCfg(),
-                            sampler=ckpt.sampler, export=export_info, name=ckpt.arch.name,
+                            sampler=ckpt.sampler, export=export_info, family_cfg=export_info["tfclip"],
+                            name=ckpt.arch.name,
                             description="TF-CLIP video-to-video person re-identification: search by example "
                                         "(no text encoder)")
         bundle = writer.commit(manifest)

@@ -17,8 +17,11 @@ from typing import Any
 from ..config import JsonCfg, PreprocessCfg, SamplerCfg, TokenizerCfg
 from ..errors import BundleError, ConfigError
 from ..modeling.arch import ArchCfg
+from ..modeling.family import FamilySpec, get_family
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this tvreid reads: 1 kept family settings untyped in ``export[<family section>]``; 2 has ``family_cfg``.
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_KINDS = ("onnx", "safetensors", "trt_plan", "json", "timing_cache")
 
@@ -71,14 +74,27 @@ class Manifest(JsonCfg):
     tokenizer: TokenizerCfg = TokenizerCfg()
     sampler: SamplerCfg = SamplerCfg()
     artifacts: tuple[ArtifactInfo, ...] = ()
-    export: dict = dataclasses.field(default_factory=dict)  # tool versions, opset, date, parity results
+    export: dict = dataclasses.field(default_factory=dict)  # tool versions, opset, date, parity results (informative)
+    family_cfg: Any = None  # the family's typed settings (FamilySpec.bundle_cfg), e.g. TF-CLIP's cameras
     schema_version: int = SCHEMA_VERSION
     name: str = ""
     description: str = ""
 
+    def __post_init__(self) -> None:
+        try:
+            spec = self.arch.spec
+        except KeyError as exc:
+            raise ValueError(f"{exc.args[0]} (this tvreid cannot serve the bundle's family)") from None
+        object.__setattr__(self, "family_cfg", spec.parse_cfg(self.family_cfg))  # typed; defaults when absent
+
     @property
     def family(self) -> str:
         return self.arch.family
+
+    @property
+    def spec(self) -> FamilySpec:
+        """The bundle's :class:`~tvreid_sdk.modeling.family.FamilySpec`."""
+        return self.arch.spec
 
     @property
     def embed_dim(self) -> int:
@@ -103,6 +119,7 @@ class Manifest(JsonCfg):
         data = super().to_dict()
         data["embed_dim"] = self.embed_dim  # informative copies for people reading the file
         data["family"] = self.family
+        data["family_cfg"] = None if self.family_cfg is None else self.family_cfg.to_dict()
         return data
 
     @classmethod
@@ -110,11 +127,13 @@ class Manifest(JsonCfg):
         if not isinstance(data, dict):
             raise BundleError("manifest.json must hold a JSON object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise BundleError(
-                f"manifest.json has schema_version {version!r}, this tvreid reads {SCHEMA_VERSION}; "
+                f"manifest.json has schema_version {version!r}, this tvreid reads {list(READABLE_VERSIONS)}; "
                 "upgrade tvreid or re-export the bundle with this version (`tvreid export`)")
         data = {k: v for k, v in data.items() if k not in ("embed_dim", "family")}
+        if version == 1:  # family settings lived untyped in export[<section>]: lift them into family_cfg
+            data = _upgrade_v1(data)
         try:
             return cls(
                 arch=ArchCfg.from_dict(data.pop("arch")),
@@ -125,3 +144,16 @@ class Manifest(JsonCfg):
             )
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise BundleError(f"manifest.json is malformed: {exc}; re-export the bundle") from None
+
+
+def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 manifest dict in version-2 form (in memory; the file is not rewritten)."""
+    data = dict(data, schema_version=SCHEMA_VERSION)
+    try:
+        family = get_family(dict(data.get("arch") or {}).get("family", "dmca"))
+    except KeyError:
+        return data  # reported by ArchCfg/Manifest with the list of families
+    section = family.manifest_section
+    if section and isinstance(data.get("export"), dict) and isinstance(data["export"].get(section), dict):
+        data["family_cfg"] = data["export"][section]
+    return data

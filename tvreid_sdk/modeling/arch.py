@@ -9,6 +9,7 @@ import dataclasses
 
 from ..config import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, JsonCfg, PreprocessCfg
 from ..registry import Registry
+from .family import FamilySpec, get_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,18 +68,24 @@ class ArchCfg(JsonCfg):
     _nested = {"vision": VisionCfg, "text": TextCfg, "preprocess": PreprocessCfg}
 
     @property
+    def spec(self) -> FamilySpec:
+        """This architecture's :class:`~tvreid_sdk.modeling.family.FamilySpec`.
+
+        Raises:
+            KeyError: the family is not registered (the message lists the registered ones).
+        """
+        return get_family(self.family)
+
+    @property
     def local_dim(self) -> int:
-        """Width of CFFA's FLFR local embedding (2 × ``embed_dim``: 512 → 1024); 0 for other families."""
-        return 2 * self.embed_dim if self.family == "cffa" else 0
+        """Width of a local embedding head the family trains (CFFA's FLFR: 2 × ``embed_dim``); 0 for others."""
+        return self.spec.local_dim(self)
 
     @property
     def output_dim(self) -> int:
-        """Length of the one vector per item the exported encoders return and a gallery stores: ``embed_dim``,
-        for ``cffa`` the normalised global and local vectors concatenated (512 + 1024 = 1536), for ``tfclip``
-        ``cat[CLS (width), projection (embed_dim), TMD (width)]`` (768 + 512 + 768 = 2048)."""
-        if self.family == "tfclip":
-            return 2 * self.vision.width + self.embed_dim
-        return self.embed_dim + self.local_dim
+        """Length of the one vector per item the exported encoders return and a gallery stores (the family's
+        ``output_dim``: ``embed_dim``; cffa: 512 + 1024 = 1536; tfclip: 768 + 512 + 768 = 2048)."""
+        return self.spec.output_dim(self)
 
 
 MODELS: Registry[ArchCfg] = Registry("model")
