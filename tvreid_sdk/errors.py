@@ -78,3 +78,15 @@ class GalleryCorruptError(GalleryError):
 
 class GalleryModelMismatchError(GalleryError):
     """Vectors from one model were offered to a gallery bound to another model."""
+
+
+class GalleryConflictError(GalleryError):
+    """Keys already stored for different tracklets (other source or content); nothing was overwritten.
+
+    Attributes:
+        conflicts: one :class:`~tvreid_sdk.gallery.store.KeyConflict` per key (key, stored source, new source).
+    """
+
+    def __init__(self, message: str, conflicts: list | None = None):
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])

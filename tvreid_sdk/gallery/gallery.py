@@ -12,8 +12,9 @@ from ..errors import GalleryCorruptError, GalleryError, GalleryModelMismatchErro
 from .filters import TimeLike, build_mask
 from .matcher import DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, normalize_queries
 from .matrix import MatrixCache, MatrixSnapshot
+from .provenance import StoredIdentity, canonical_location
 from .records import GalleryEntry, Hit, TrackletRecord
-from .store import (EXTRA_COLUMNS, GALLERY_DB, MATRIX_COLUMNS, GalleryMeta, GalleryStore, corrupt_message,
+from .store import (GALLERY_DB, MATRIX_COLUMNS, GalleryMeta, GalleryStore, corrupt_message,
                     embedding_ok, extra_crc, meta_crc)
 
 NORM_TOLERANCE = 1e-3  # |‖v‖ - 1| allowed for stored embeddings
@@ -84,6 +85,23 @@ class Gallery:
             raise GalleryError(f"embed_dim must be a positive integer, got {embed_dim!r}")
         directory = _gallery_dir(path)
         GalleryStore.create(directory, model_id, int(embed_dim))
+        return cls.open(directory, model_id=model_id, **options)
+
+    @classmethod
+    def open_or_create(cls, path: PathLike, model_id: str, embed_dim: int, **options) -> "Gallery":
+        """Open the gallery at ``path`` (bound to ``model_id``), creating it when there is none; safe when several
+        processes do this at once (one creates, the others open what it created).
+
+        Raises:
+            GalleryModelMismatchError: the existing gallery holds vectors of another model.
+        """
+        directory = _gallery_dir(path)
+        if not (directory / GALLERY_DB).exists():
+            try:
+                return cls.create(directory, model_id=model_id, embed_dim=embed_dim, **options)
+            except GalleryError:
+                if not (directory / GALLERY_DB).exists():
+                    raise  # not the create race: a real problem
         return cls.open(directory, model_id=model_id, **options)
 
     @classmethod
@@ -171,14 +189,18 @@ class Gallery:
         return [emb[i].tobytes() for i in range(emb.shape[0])]
 
     def add(self, items: Sequence[TrackletRecord], embeddings: np.ndarray, skip_existing: bool = False,
-            model_id: Optional[str] = None) -> list[str]:
+            model_id: Optional[str] = None, on_conflict: str = "error") -> list[str]:
         """Append tracklets and their embeddings in ONE transaction (all or nothing).
 
         Args:
             items: the records, one per embedding row.
             embeddings: [N,D] float array of L2-normalised rows (stored as float32).
-            skip_existing: skip keys already in the gallery instead of failing (resumable indexing).
+            skip_existing: skip keys already stored for the same tracklet (equal ``fingerprint``, or either side
+                without one) instead of failing (resumable indexing).
             model_id: when given, must equal the gallery's model id.
+            on_conflict: a key stored for a *different* tracklet (other fingerprint), with ``skip_existing``:
+                ``error`` raises :class:`~tvreid_sdk.errors.GalleryConflictError` listing key and both sources
+                (nothing of the batch is written), ``skip`` keeps the stored row, ``replace`` replaces it.
 
         Returns:
             the keys that were skipped (always empty when ``skip_existing`` is False).
@@ -195,7 +217,30 @@ class Gallery:
         blobs = self._embedding_blobs(items, embeddings)
         if not items:
             return []
-        return self._store.insert(items, blobs, skip_existing=skip_existing)
+        return self._store.insert(items, blobs, skip_existing=skip_existing, on_conflict=on_conflict)
+
+    def stored_identity(self, keys: Iterable[str]) -> dict[str, StoredIdentity]:
+        """``{key: StoredIdentity(source, native_id, fingerprint)}`` for the given keys that are stored, in one
+        snapshot (bulk: one query per 500 keys)."""
+        keys = list(dict.fromkeys(keys))
+        with self._store.transaction(write=False) as conn:
+            return self._store.stored_identity(conn, keys)
+
+    def source_name(self, source: Union[str, os.PathLike], requested: Optional[str] = None) -> str:
+        """The key namespace of a source (a dataset root, a folder, a video file or stream URL), registered in
+        this gallery on first use, so it is the same on every run and never shared by two sources by accident.
+
+        Args:
+            source: where the tracklets come from.
+            requested: a name chosen by the user (``--source-name``); it then points at ``source``.
+        """
+        return self._store.source_name(canonical_location(source), requested)
+
+    def count_without_fingerprint(self) -> int:
+        """Stored tracklets with no fingerprint (indexed before fingerprints existed): their key is trusted."""
+        if self._store.meta.schema_version < 2:
+            return len(self)
+        return int(self._store.fetch_one("SELECT COUNT(*) FROM tracklet WHERE fingerprint IS NULL")[0])
 
     def delete(self, keys: Iterable[str], missing_ok: bool = False) -> int:
         """Delete tracklets by key in ONE transaction; returns how many were deleted."""
@@ -221,27 +266,30 @@ class Gallery:
 
     def _row_error(self, row: tuple) -> Optional[str]:
         """Why a full tracklet row (MATRIX_COLUMNS + EXTRA_COLUMNS) fails its checksums, or None."""
-        rowid, key, camera, start, end, person_id, mcrc, crc, blob, created, source, paths, caption, xcrc, thumb = row
+        (rowid, key, camera, start, end, person_id, mcrc, crc, blob, created, source, paths, caption, xcrc, thumb,
+         native_id, fingerprint) = row
         if not embedding_ok(blob, crc, self.embed_dim):
             return f"row {rowid} ({key!r}) has a damaged embedding (crc32 mismatch or wrong dimension)"
         if meta_crc(key, camera, start, end, person_id) != mcrc:
             return f"row {rowid} has damaged metadata (meta_crc32 mismatch)"
-        if extra_crc(created, source, paths, caption, thumb) != xcrc:
+        if extra_crc(created, source, paths, caption, thumb, native_id, fingerprint) != xcrc:
             return f"row {rowid} ({key!r}) has damaged frame paths, caption or thumbnail (extra_crc32 mismatch)"
         return None
 
     def get(self, key: str) -> GalleryEntry:
         """The stored record and embedding of ``key``, checksums verified (GalleryError when absent)."""
-        row = self._store.fetch_one(f"SELECT {MATRIX_COLUMNS}, {EXTRA_COLUMNS} FROM tracklet WHERE key = ?", (key,))
+        row = self._store.fetch_one(f"SELECT {MATRIX_COLUMNS}, {self._store.extra_columns} FROM tracklet WHERE key = ?",
+                                    (key,))
         if row is None:
             raise GalleryError(f"no tracklet with key {key!r} in gallery {self.path}; list keys with Gallery.keys()")
         problem = self._row_error(row)
         if problem:
             raise GalleryCorruptError(corrupt_message(self._store.db_path, problem))
-        rowid, key, camera, start, end, person_id, _, _, blob, created, source, paths, caption, _, thumb = row
+        (rowid, key, camera, start, end, person_id, _, _, blob, created, source, paths, caption, _, thumb,
+         native_id, fingerprint) = row
         record = TrackletRecord(key=key, camera=camera, start_time=start, end_time=end, source=source,
                                 frame_paths=tuple(json.loads(paths)), thumbnail=thumb, person_id=person_id,
-                                caption=caption)
+                                caption=caption, native_id=native_id, fingerprint=fingerprint)
         embedding = np.frombuffer(blob, dtype="<f4").astype(np.float32)  # [D] own copy
         return GalleryEntry(record=record, embedding=embedding, rowid=int(rowid), created=float(created))
 
@@ -258,7 +306,7 @@ class Gallery:
                 included (reads the whole file).
         """
         self._store.integrity_check(full=full)
-        columns = f"{MATRIX_COLUMNS}, {EXTRA_COLUMNS}" if full else MATRIX_COLUMNS
+        columns = f"{MATRIX_COLUMNS}, {self._store.extra_columns}" if full else MATRIX_COLUMNS
         with self._store.transaction(write=False) as conn:
             for row in conn.execute(f"SELECT {columns} FROM tracklet"):
                 rowid, key, camera, start, end, person_id, mcrc, crc, blob = row[:9]

@@ -39,6 +39,10 @@ class TrackletRecord:
         thumbnail: JPEG bytes for display, or None.
         person_id: ground-truth identity when indexing a labelled dataset, else None.
         caption: ground-truth description when known, else None.
+        native_id: the source's own id of the tracklet when ``key`` adds a namespace to it (``0014C5T0004`` for
+            key ``synth/0014C5T0004``), else None.
+        fingerprint: digest of what the tracklet was encoded from (:mod:`tvreid_sdk.gallery.provenance`); a stored
+            key with another fingerprint is a different tracklet. None: unknown (matches any).
     """
 
     key: str
@@ -50,6 +54,8 @@ class TrackletRecord:
     thumbnail: Optional[bytes] = None
     person_id: Optional[str] = None
     caption: Optional[str] = None
+    native_id: Optional[str] = None
+    fingerprint: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
@@ -75,6 +81,8 @@ class TrackletRecord:
             object.__setattr__(self, "thumbnail", bytes(self.thumbnail))
         _check_optional_str("person_id", self.person_id, self.key)
         _check_optional_str("caption", self.caption, self.key)
+        _check_optional_str("native_id", self.native_id, self.key)
+        _check_optional_str("fingerprint", self.fingerprint, self.key)
 
 
 @dataclass(frozen=True)

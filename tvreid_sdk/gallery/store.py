@@ -8,8 +8,14 @@ Layout of ``<gallery dir>/gallery.sqlite``:
 - ``tracklet``: ``id`` INTEGER PRIMARY KEY AUTOINCREMENT (monotonic, never reused, so "rows after id X"
   is exactly what was appended since), ``key`` TEXT UNIQUE (user-visible id), camera, start/end time,
   person_id, crc32 + embedding (float32 little-endian), created, source, frame_paths (JSON), caption,
-  thumbnail (JPEG). Embedding columns come before the large thumbnail so reading vectors does not walk
-  thumbnail overflow pages.
+  thumbnail (JPEG), then (schema 2) ``native_id`` (the dataset's own id of a tracklet whose key carries a
+  source namespace) and ``fingerprint`` (what the tracklet was encoded from, :mod:`.provenance`). Embedding
+  columns come before the large thumbnail so reading vectors does not walk thumbnail overflow pages.
+- ``source`` (schema 2): the short names given to indexed sources, ``name`` → ``location`` (resolved path), so a
+  source keeps its key namespace across runs and two sources never share one by accident.
+
+Schema 1 galleries are upgraded in place (one transaction) when opened for writing; opened read-only they are
+read as they are, their rows without native id or fingerprint.
 
 Checksums: ``crc32`` covers the embedding bytes, ``meta_crc32`` the other columns the search matrix
 loads (key, camera, times, person_id) and ``extra_crc32`` the rest (created, source, frame_paths,
@@ -22,7 +28,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import struct
 import threading
 import time
 import uuid
@@ -31,52 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from ..errors import GalleryCorruptError, GalleryError
+from ..errors import GalleryConflictError, GalleryCorruptError, GalleryError
+from .provenance import CONFLICT_POLICIES, KeyConflict, StoredIdentity, conflict_message, register_source
 from .records import TrackletRecord
+from .schema import (EXTRA_COLUMNS, EXTRA_COLUMNS_V1, GALLERY_DB, INSERT_SQL, MATRIX_COLUMNS, READABLE_VERSIONS,
+                     SCHEMA_SQL, SCHEMA_VERSION, UPGRADE_1_TO_2_SQL, crc_fields, embedding_ok, extra_crc, meta_crc)
 
-GALLERY_DB = "gallery.sqlite"
-SCHEMA_VERSION = 1
+__all__ = ["GalleryStore", "GalleryMeta", "GALLERY_DB", "SCHEMA_VERSION", "MATRIX_COLUMNS", "EXTRA_COLUMNS",
+           "crc_fields", "meta_crc", "extra_crc", "embedding_ok", "corrupt_message", "fsync_dir", "BUSY_TIMEOUT_S"]
+
 BUSY_TIMEOUT_S = 30.0
 _IN_CHUNK = 500  # keys per "IN (...)" query, below SQLite's variable limit
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
 _ACCESS_CODES = (3, 8, 14)  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN
-
-_SCHEMA = """
-CREATE TABLE meta (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    schema_version INTEGER NOT NULL,
-    model_id TEXT NOT NULL,
-    embed_dim INTEGER NOT NULL CHECK (embed_dim > 0),
-    created REAL NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0,
-    deletes INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE tracklet (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    camera TEXT NOT NULL,
-    start_time REAL,
-    end_time REAL,
-    person_id TEXT,
-    meta_crc32 INTEGER NOT NULL,
-    crc32 INTEGER NOT NULL,
-    embedding BLOB NOT NULL,
-    created REAL NOT NULL,
-    source TEXT NOT NULL,
-    frame_paths TEXT NOT NULL,
-    caption TEXT,
-    extra_crc32 INTEGER NOT NULL,
-    thumbnail BLOB
-);
-CREATE INDEX tracklet_camera ON tracklet (camera);
-"""
-
-MATRIX_COLUMNS = "id, key, camera, start_time, end_time, person_id, meta_crc32, crc32, embedding"
-EXTRA_COLUMNS = "created, source, frame_paths, caption, extra_crc32, thumbnail"
-_INSERT_SQL = (f"INSERT INTO tracklet ({MATRIX_COLUMNS.removeprefix('id, ')}, {EXTRA_COLUMNS}) "
-               f"VALUES ({', '.join('?' * 14)})")
-
 
 @dataclass(frozen=True)
 class GalleryMeta:
@@ -86,39 +59,6 @@ class GalleryMeta:
     model_id: str
     embed_dim: int
     created: float
-
-
-def crc_fields(*values: object) -> int:
-    """crc32 of an unambiguous encoding of None / float / int / str / bytes values (type tag + length + data)."""
-    crc = 0
-    for v in values:
-        if v is None:
-            data = b"N"
-        elif isinstance(v, (bytes, bytearray)):
-            data = b"B" + struct.pack("<Q", len(v)) + bytes(v)
-        elif isinstance(v, str):
-            raw = v.encode("utf-8", "surrogatepass")
-            data = b"S" + struct.pack("<Q", len(raw)) + raw
-        elif isinstance(v, (int, float)):
-            data = b"F" + struct.pack("<d", float(v))
-        else:
-            return -1  # a type the store never writes (e.g. damaged column): never matches a stored crc
-        crc = zlib.crc32(data, crc)
-    return crc
-
-
-def meta_crc(key: object, camera: object, start: object, end: object, person_id: object) -> int:
-    """Checksum of the columns the search matrix loads next to the embedding."""
-    return crc_fields(key, camera, start, end, person_id)
-
-
-def extra_crc(created: object, source: object, frame_paths: object, caption: object, thumbnail: object) -> int:
-    """Checksum of the remaining columns (read only by ``Gallery.get`` and full checks)."""
-    return crc_fields(created, source, frame_paths, caption, thumbnail)
-
-
-def embedding_ok(blob: object, crc: object, dim: int) -> bool:
-    return isinstance(blob, bytes) and len(blob) == 4 * dim and zlib.crc32(blob) == crc
 
 
 def _error_code(exc: sqlite3.Error) -> Optional[int]:
@@ -182,7 +122,7 @@ class GalleryStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("BEGIN")
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                for stmt in filter(str.strip, SCHEMA_SQL.split(";")):
                     conn.execute(stmt)
                 conn.execute("INSERT INTO meta (id, schema_version, model_id, embed_dim, created) VALUES "
                              "(1, ?, ?, ?, ?)", (SCHEMA_VERSION, model_id, int(embed_dim), time.time()))
@@ -244,11 +184,32 @@ class GalleryStore:
                                    "check the permissions") from exc
             raise GalleryCorruptError(corrupt_message(db_path, str(exc))) from exc
         meta = GalleryMeta(int(row[0]), str(row[1]), int(row[2]), float(row[3]))
-        if meta.schema_version != SCHEMA_VERSION:
+        if meta.schema_version not in READABLE_VERSIONS:
             conn.close()
             raise GalleryError(f"gallery {db_path} has schema version {meta.schema_version}, this tvreid reads "
-                               f"version {SCHEMA_VERSION}; use the tvreid release that wrote it or re-index")
-        return cls(conn, db_path, meta, readonly)
+                               f"versions {list(READABLE_VERSIONS)}; use the tvreid release that wrote it or re-index")
+        store = cls(conn, db_path, meta, readonly)
+        if meta.schema_version < SCHEMA_VERSION and not readonly:
+            try:
+                store._upgrade()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def _upgrade(self) -> None:
+        """Schema 1 → 2 in one transaction (another process may have done it meanwhile: checked inside)."""
+        with self.transaction(write=True) as conn:
+            version = int(conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()[0])
+            if version == 1:
+                for stmt in filter(str.strip, UPGRADE_1_TO_2_SQL.split(";")):
+                    conn.execute(stmt)
+        self.meta = GalleryMeta(SCHEMA_VERSION, self.meta.model_id, self.meta.embed_dim, self.meta.created)
+
+    @property
+    def extra_columns(self) -> str:
+        """The ``EXTRA_COLUMNS`` select list for this file (NULL native id / fingerprint in a schema-1 file)."""
+        return EXTRA_COLUMNS if self.meta.schema_version >= 2 else EXTRA_COLUMNS_V1
 
     def close(self) -> None:
         with self.lock:
@@ -307,28 +268,69 @@ class GalleryStore:
             found.update(row[0] for row in conn.execute(sql, part))
         return found
 
-    def insert(self, records: Sequence[TrackletRecord], blobs: Sequence[bytes], skip_existing: bool) -> list[str]:
-        """Insert rows in ONE transaction; returns the keys skipped because they already existed."""
+    def stored_identity(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, StoredIdentity]:
+        """``{key: StoredIdentity}`` of the given keys that are stored (one query per 500 keys)."""
+        cols = "key, source, native_id, fingerprint" if self.meta.schema_version >= 2 else "key, source, NULL, NULL"
+        found: dict[str, StoredIdentity] = {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            part = list(keys[i:i + _IN_CHUNK])
+            sql = f"SELECT {cols} FROM tracklet WHERE key IN ({','.join('?' * len(part))})"
+            found.update((row[0], StoredIdentity(*row[1:])) for row in conn.execute(sql, part))
+        return found
+
+    def source_name(self, location: str, requested: Optional[str] = None) -> str:
+        """The key namespace of the source at ``location`` (registered on first use; see
+        :func:`~tvreid_sdk.gallery.provenance.register_source`)."""
+        with self.transaction(write=True) as conn:
+            return register_source(conn, location, requested, time.time())
+
+    def insert(self, records: Sequence[TrackletRecord], blobs: Sequence[bytes], skip_existing: bool,
+               on_conflict: str = "error") -> list[str]:
+        """Insert rows in ONE transaction; returns the keys skipped because they were already stored.
+
+        A stored key is "the same tracklet" when either side has no fingerprint or the fingerprints are equal; then
+        ``skip_existing`` skips it (else it is an error). A stored key with another fingerprint is a conflict, handled
+        by ``on_conflict``: ``error`` raises :class:`GalleryConflictError` (nothing of the batch is written),
+        ``skip`` keeps the stored row, ``replace`` replaces it.
+        """
+        if on_conflict not in CONFLICT_POLICIES:
+            raise GalleryError(f"on_conflict must be one of {CONFLICT_POLICIES}, got {on_conflict!r}")
         now = time.time()
         with self.transaction(write=True) as conn:
-            existing = self.existing_keys(conn, [r.key for r in records])
-            if existing and not skip_existing:
-                sample = ", ".join(repr(k) for k in sorted(existing)[:5])
-                raise GalleryError(f"{len(existing)} key(s) already in gallery {self.db_path.parent} (e.g. {sample}); "
+            stored = self.stored_identity(conn, [r.key for r in records])
+            if stored and not skip_existing:
+                sample = ", ".join(repr(k) for k in sorted(stored)[:5])
+                raise GalleryError(f"{len(stored)} key(s) already in gallery {self.db_path.parent} (e.g. {sample}); "
                                    "pass skip_existing=True to resume an interrupted indexing run, or delete them "
                                    "first")
+            conflicts = [KeyConflict(r.key, stored[r.key].source, r.source) for r in records
+                         if r.key in stored and not stored[r.key].matches(r.fingerprint)]
+            if conflicts and on_conflict == "error":
+                raise GalleryConflictError(conflict_message(self.db_path.parent, conflicts), conflicts)
+            replace = {c.key for c in conflicts} if on_conflict == "replace" else set()
             rows = []
             for r, blob in zip(records, blobs):
-                if r.key not in existing:
-                    paths = json.dumps(list(r.frame_paths))
-                    rows.append((r.key, r.camera, r.start_time, r.end_time, r.person_id,
-                                 meta_crc(r.key, r.camera, r.start_time, r.end_time, r.person_id), zlib.crc32(blob),
-                                 blob, now, r.source, paths, r.caption,
-                                 extra_crc(now, r.source, paths, r.caption, r.thumbnail), r.thumbnail))
+                if r.key in stored and r.key not in replace:
+                    continue
+                paths = json.dumps(list(r.frame_paths))
+                rows.append((r.key, r.camera, r.start_time, r.end_time, r.person_id,
+                             meta_crc(r.key, r.camera, r.start_time, r.end_time, r.person_id), zlib.crc32(blob),
+                             blob, now, r.source, paths, r.caption,
+                             extra_crc(now, r.source, paths, r.caption, r.thumbnail, r.native_id, r.fingerprint),
+                             r.thumbnail, r.native_id, r.fingerprint))
+            if replace:
+                todo = sorted(replace)
+                for i in range(0, len(todo), _IN_CHUNK):
+                    part = todo[i:i + _IN_CHUNK]
+                    conn.execute(f"DELETE FROM tracklet WHERE key IN ({','.join('?' * len(part))})", part)
+                conn.execute("UPDATE meta SET deletes = deletes + 1 WHERE id = 1")
             if rows:
-                conn.executemany(_INSERT_SQL, rows)
+                if self.meta.schema_version < 2:
+                    raise GalleryError(f"gallery {self.db_path.parent} has schema version 1 and was opened "
+                                       "read-only; open it for writing to upgrade it")
+                conn.executemany(INSERT_SQL, rows)
                 conn.execute("UPDATE meta SET generation = generation + 1 WHERE id = 1")
-        return [r.key for r in records if r.key in existing]
+        return [r.key for r in records if r.key in stored and r.key not in replace]
 
     def delete(self, keys: Sequence[str], missing_ok: bool) -> int:
         """Delete rows in ONE transaction; unknown keys are an error unless ``missing_ok``."""
