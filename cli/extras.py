@@ -1,0 +1,86 @@
+"""Optional extras: which packages each one brings, and one line instead of a traceback when one is missing.
+
+``pip install tvreid`` installs the runtime only (numpy, Pillow, ONNX Runtime, click): enough to index, match and
+inspect galleries with a bundle. Training, export, the PyTorch backend, video decoding and the scale-out engines come
+with extras. A command checks its extra before doing any work (:func:`require_extra`); and whatever import of an
+extra's package still fails inside a command is turned into the same one line by the command group
+(:func:`missing_extra_message`), so no command can end in a ``ModuleNotFoundError`` traceback.
+"""
+from __future__ import annotations
+
+import importlib
+
+from tvreid_sdk.errors import TvreidError
+
+#: top-level module -> (PyPI package, extra that installs it)
+MODULE_EXTRAS: dict[str, tuple[str, str]] = {
+    "torch": ("torch", "train"),
+    "safetensors": ("safetensors", "train"),
+    "yaml": ("pyyaml", "train"),
+    "onnx": ("onnx", "train"),
+    "onnxscript": ("onnxscript", "train"),
+    "scipy": ("scipy", "train"),
+    "h5py": ("h5py", "train"),
+    "av": ("av", "video"),
+    "tensorrt": ("tensorrt", "trt"),
+    "tensorrt_rtx": ("tensorrt-rtx-cu13-bindings", "rtx"),
+    "cuda": ("cuda-python", "gpu"),
+}
+
+#: extra -> the modules a command of that extra needs at once (checked before any work starts)
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "train": ("torch", "safetensors", "yaml", "onnx"),
+    "video": ("av",),
+    "trt": ("tensorrt",),
+}
+
+#: commands that need an extra whatever their options (option-level needs are checked inside the commands)
+COMMAND_EXTRAS: dict[str, str] = {"train": "train", "eval": "train", "export": "train"}
+
+
+class MissingExtraError(TvreidError):
+    """A command needs an optional extra that is not installed."""
+
+
+def install_hint(extra: str) -> str:
+    """The exact install command of an extra."""
+    return f'pip install "tvreid[{extra}]"'
+
+
+def missing_module(modules: tuple[str, ...]) -> str | None:
+    """The first of ``modules`` that cannot be imported, or None."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return name
+    return None
+
+
+def message(command: str, module: str, extra: str | None = None, why: str = "") -> str:
+    """``tvreid <command> needs the <package> package (...), which is not installed; install it with: ...``."""
+    package, default_extra = MODULE_EXTRAS.get(module, (module, extra or "train"))
+    extra = extra or default_extra
+    reason = f" {why}" if why else ""
+    return (f"tvreid {command}{reason} needs the {package!r} package, which is not installed; install it with: "
+            f"{install_hint(extra)}")
+
+
+def require_extra(command: str, extra: str, why: str = "") -> None:
+    """Raise :class:`MissingExtraError` (one line, exit 2 in the CLI) when ``extra``'s packages are missing.
+
+    Args:
+        command: the command as typed after ``tvreid`` (``"export"``, ``"match --backend torch"``).
+        extra: a key of :data:`EXTRA_MODULES`.
+        why: what needs it, when only an option does (``"with --backend torch"``).
+    """
+    module = missing_module(EXTRA_MODULES[extra])
+    if module is not None:
+        raise MissingExtraError(message(command, module, extra, why))
+
+
+def missing_extra_message(command: str, exc: ModuleNotFoundError) -> str | None:
+    """The one-line message for a ``ModuleNotFoundError`` of an extra's package, or None for any other module
+    (a broken install or a bug keeps its traceback)."""
+    top = (exc.name or "").split(".")[0]
+    return message(command, top) if top in MODULE_EXTRAS else None
