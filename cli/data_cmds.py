@@ -39,7 +39,7 @@ def _records_from_source(source: str, camera: str | None):
     """TV-MARS root, MARS root, CUHK-PEDES / ICFG-PEDES / RSTPReid root (test images, one item each), or a folder
     of tracklet folders → gallery records."""
     from tvreid_sdk.gallery import TrackletRecord
-    from tvreid_sdk.indexing import camera_label, discover_tracklet_folders
+    from tvreid_sdk.ingest import camera_label, discover_tracklet_folders
 
     from training.data.detect import PEDES_FORMATS, detect_format
 
@@ -79,7 +79,7 @@ def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad
     model; other camera names are encoded as unknown.
     """
     from tvreid_sdk import Encoder, Gallery, demo_paths
-    from tvreid_sdk.indexing import index_records
+    from tvreid_sdk.ingest import index_records
 
     encoder = Encoder.from_bundle(bundle_path or demo_paths().bundle, backend=backend)
     kind, records = _records_from_source(source, camera)

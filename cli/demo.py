@@ -38,7 +38,7 @@ def build_demo(out: Path, work: Path, *, recipe: str = "synthetic_demo", log=pri
     """
     from export.build import export_bundle
     from tvreid_sdk import Encoder, Gallery
-    from tvreid_sdk.indexing import make_thumbnail
+    from tvreid_sdk.vision.thumbnail import make_thumbnail
 
     from training.config import load_recipe
     from training.data import DATASETS

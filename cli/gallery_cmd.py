@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from tvreid_sdk.errors import ConfigError, GalleryError
-from tvreid_sdk.gallery.filters import camera_mask, time_spans
+from tvreid_sdk.gallery.filters import time_spans
 
 from .times import iso_utc, parse_time
 
@@ -89,27 +89,6 @@ def verify(path: str, full: bool) -> None:
     click.echo(f"ok: {n} items ({'full' if full else 'quick'} check)")
 
 
-def _select(g, keys: list[str], cameras: list[str], before: float | None, after: float | None) -> list[str]:
-    """Explicit ``keys`` plus every item matching ALL the filters, in insertion order; raises on unknown names."""
-    snap = g.snapshot()
-    present = set(snap.keys.tolist())
-    unknown = [k for k in dict.fromkeys(keys) if k not in present]
-    if unknown:
-        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-        raise GalleryError(f"{len(unknown)} key(s) not in gallery {g.path}: {', '.join(map(repr, unknown[:10]))}"
-                           f"{more}; nothing was removed; check the keys (`tvreid match --json` prints them)")
-    if not (cameras or before is not None or after is not None):
-        return list(dict.fromkeys(keys))
-    mask = camera_mask(snap, cameras, "in --camera (nothing was removed)") if cameras else np.ones(len(snap), bool)
-    start, end = time_spans(snap)
-    with np.errstate(invalid="ignore"):  # NaN (no time) compares False: untimed items never match a time filter
-        if before is not None:
-            mask &= end < before
-        if after is not None:
-            mask &= start >= after
-    return list(dict.fromkeys(keys + snap.keys[mask].tolist()))
-
-
 @gallery.command()
 @click.argument("path", metavar="G", type=click.Path())
 @click.argument("keys", nargs=-1, metavar="[KEY]...")
@@ -142,7 +121,10 @@ def remove(path: str, keys: tuple[str, ...], cameras: tuple[str, ...], before: s
         raise ConfigError(f"--after {iso_utc(t_after)} is not before --before {iso_utc(t_before)}: no item can match")
     window = "".join(f" {name} {iso_utc(t)}" for name, t in (("after", t_after), ("before", t_before)) if t is not None)
     with Gallery.open(path, readonly=dry_run) as g:
-        selected = _select(g, list(keys), list(cameras), t_before, t_after)
+        try:
+            selected = g.select(keys, cameras=list(cameras) or None, ended_before=t_before, started_after=t_after)
+        except GalleryError as exc:
+            raise type(exc)(f"{exc}; nothing was removed") from None
         if dry_run:
             click.echo(f"would remove {len(selected)} of {len(g)} tracklet(s) from {g.path}{window}"
                        + (":" if selected else ""))

@@ -1,6 +1,7 @@
 """``tvreid ingest``: a camera video + its tracker output (MOTChallenge) → tracklets in a gallery."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -43,6 +44,8 @@ class _FrameProgress:
 @click.option("--gallery", "gallery_path", required=True, type=click.Path(file_okay=False),
               help="Gallery directory (created when missing).")
 @click.option("--backend", default="auto", show_default=True)
+# Defaults: tvreid_sdk.ingest.VIDEO_DEFAULTS, written out so that `tvreid` starts without importing the SDK
+# (tests/cli/test_ingest_cmd.py checks that they agree).
 @click.option("--segment-seconds", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600),
               help="Longest tracklet; longer tracks are cut into segments.")
 @click.option("--idle-seconds", default=1.0, show_default=True, type=click.FloatRange(0, 3600),
@@ -61,10 +64,9 @@ def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, ba
     """Crop the tracked people of VIDEO, encode them and add them to a gallery (re-running resumes)."""
     from tvreid_sdk import Encoder, Gallery, demo_paths
     from tvreid_sdk.errors import ConfigError
-    from tvreid_sdk.gallery import GALLERY_DB
-    from tvreid_sdk.ingest import IngestCfg, ingest_video
-    from tvreid_sdk.mot import read_mot
-    from tvreid_sdk.video import probe_video
+    from tvreid_sdk.gallery.store import GALLERY_DB
+    from tvreid_sdk.ingest import VIDEO_DEFAULTS, ingest_video, read_mot
+    from tvreid_sdk.vision.video import probe_video
 
     from .times import parse_time
 
@@ -72,9 +74,9 @@ def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, ba
         box_h, box_w = (int(v) for v in min_box.lower().split("x"))
     except ValueError:
         raise ConfigError(f"--min-box {min_box!r} is not HEIGHTxWIDTH; write e.g. 32x16") from None
-    cfg = IngestCfg(segment_seconds=segment_seconds, idle_seconds=idle_seconds, min_box_height=max(1, box_h),
-                    min_box_width=max(1, box_w), min_frames=min_frames, min_conf=min_conf, batch_size=batch_size,
-                    on_bad_frame=on_bad_frame)
+    cfg = dataclasses.replace(VIDEO_DEFAULTS, max_duration=segment_seconds, idle_timeout=idle_seconds,
+                              min_crop_height=max(1, box_h), min_crop_width=max(1, box_w), min_frames=min_frames,
+                              min_conf=min_conf, batch_size=batch_size, on_bad_frame=on_bad_frame)
     start = parse_time(start_time, "--start-time")  # bad inputs fail before a gallery is created
     tracks = read_mot(tracks_path, min_conf=min_conf)
     probe_video(video)

@@ -47,7 +47,8 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
     if image_path is None and like_key is None and not (text or "").strip():
         raise QueryRejectedError("the query is empty; describe the person, e.g. \"man in red jacket walking\", "
                                  "or pass --image PATH / --like TRACKLET_ID to search by example")
-    t_since, t_until = parse_time(since, "--since"), parse_time(until, "--until")
+    filters = dict(cameras=list(cameras) or None, since=parse_time(since, "--since"),
+                   until=parse_time(until, "--until"))
     if like_key is not None:  # the query vector is in the gallery: no encoder needed, --bundle only checks the model
         gallery_path = gallery_path or demo_paths().gallery
         model_id = load_bundle(bundle_path).manifest.model_id if bundle_path else None
@@ -59,15 +60,14 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
         model_id = encoder.model_id
     with Gallery.open(gallery_path, model_id=model_id, readonly=True) as gallery:
         if like_key is not None:
-            query = gallery.get(like_key).embedding[None]  # [1,D] the stored vector of that tracklet
+            hits = gallery.similar(like_key, k, **filters)  # the example itself is left out
         else:
             query = encoder.encode_images([image_path]) if image_path is not None else encoder.encode_text([text])
-        hits = gallery.search(query, k=k + (like_key is not None), cameras=list(cameras) or None, since=t_since,
-                              until=t_until)[0]
-        hits = [h for h in hits if h.key != like_key][:k]  # never return the example itself
+            hits = gallery.search(query, k, **filters)[0]
         rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "camera": h.camera,
                  "start": format_time(h.start_time), "end": format_time(h.end_time),
-                 "duration_s": None if h.start_time is None or h.end_time is None else round(h.end_time - h.start_time, 2),
+                 "duration_s": None if h.start_time is None or h.end_time is None
+                 else round(h.end_time - h.start_time, 2),
                  "person_id": h.person_id}
                 for i, h in enumerate(hits)]
         if html_path:

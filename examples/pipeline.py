@@ -1,7 +1,7 @@
 """Feed tvreid's streaming API from your own detector + tracker.
 
 The loop is five lines: for every frame, push one crop per tracked person, then tell the builder the time.
-A :class:`~tvreid_sdk.stream.TrackletBuilder` cuts tracks into tracklets (idle timeout, max length), encodes
+A :class:`~tvreid_sdk.ingest.TrackletBuilder` cuts tracks into tracklets (idle timeout, max length), encodes
 them in micro-batches on a worker thread and commits them to the gallery; leaving the ``with`` block (also on
 Ctrl-C or SIGTERM) commits everything accepted so far.
 
@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 from tvreid_sdk import Encoder, Gallery
-from tvreid_sdk.mot import read_mot
-from tvreid_sdk.stream import StreamCfg, TrackletBuilder
-from tvreid_sdk.video import VideoReader
+from tvreid_sdk.ingest import StreamCfg, TrackletBuilder, read_mot
+from tvreid_sdk.vision.video import VideoReader
 
 
 def my_tracker(video: str, tracks: str, start: float):

@@ -26,8 +26,8 @@ _EXPORTS = {
     "SamplerCfg": ".config",
     "demo_paths": ".assets",
     "TvreidError": ".errors",
-    "TrackletBuilder": ".stream",
-    "StreamCfg": ".stream",
+    "TrackletBuilder": ".ingest",
+    "StreamCfg": ".ingest",
 }
 
 __all__ = ["__version__", *_EXPORTS]

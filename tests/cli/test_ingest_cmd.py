@@ -99,6 +99,17 @@ def test_interrupted_ingest_resumes_on_rerun(tmp_path, bundle, clip, monkeypatch
     assert f"0 tracklet(s) committed in 0 batch(es), {total} already in the gallery" in again.stdout
 
 
+def test_option_defaults_are_the_sdk_video_defaults():
+    from tvreid_sdk.ingest import VIDEO_DEFAULTS
+
+    defaults = {p.name: p.default for p in ingest.params}
+    assert (defaults["segment_seconds"], defaults["idle_seconds"], defaults["min_frames"], defaults["batch_size"],
+            defaults["on_bad_frame"]) == (VIDEO_DEFAULTS.max_duration, VIDEO_DEFAULTS.idle_timeout,
+                                          VIDEO_DEFAULTS.min_frames, VIDEO_DEFAULTS.batch_size,
+                                          VIDEO_DEFAULTS.on_bad_frame)
+    assert defaults["min_box"] == f"{VIDEO_DEFAULTS.min_crop_height}x{VIDEO_DEFAULTS.min_crop_width}"
+
+
 @pytest.mark.parametrize("change, message", [
     ({"video": "notes.mp4"}, "cannot read this video"),
     ({"start": "yesterday"}, "--start-time 'yesterday' is neither an ISO 8601 time nor a Unix timestamp"),

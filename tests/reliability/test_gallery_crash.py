@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from tvreid_sdk.errors import GalleryCorruptError, GalleryError
-from tvreid_sdk.gallery import GALLERY_DB, Gallery
+from tvreid_sdk.gallery import Gallery
+from tvreid_sdk.gallery.store import GALLERY_DB
 
 CHILD_PATH = Path(__file__).resolve().with_name("_gallery_child.py")
 _spec = importlib.util.spec_from_file_location("_gallery_child", CHILD_PATH)

@@ -8,7 +8,7 @@ from PIL import Image
 from tvreid_sdk import Encoder, Gallery
 from tvreid_sdk.errors import CorruptInputError
 from tvreid_sdk.gallery import TrackletRecord
-from tvreid_sdk.indexing import index_records
+from tvreid_sdk.ingest import index_records
 from tvreid_sdk.modeling.arch import get_arch
 from tvreid_sdk.modeling.clip import CFFATowers
 from tvreid_sdk.vision.preprocess import resize_frame

@@ -10,7 +10,7 @@ from training.tfclip.config import TfclipDataSection, TfclipModelSection
 from training.tfclip.model import TFCLIP
 from tvreid_sdk import Encoder, Gallery, TrackletRecord
 from tvreid_sdk.errors import BundleError, ConfigError, QueryRejectedError
-from tvreid_sdk.indexing import index_records, sie_camera_index
+from tvreid_sdk.ingest import index_records, sie_camera_index
 from tvreid_sdk.modeling.arch import get_arch
 from tvreid_sdk.vision.preprocess import normalize_torch
 

@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from tvreid_sdk.mot import MotBox, write_mot
+from tvreid_sdk.ingest.mot import MotBox, write_mot
 
 from .attributes import PersonAttrs, TrackletAttrs, action_direction, sample_identities
 from .captions import make_caption

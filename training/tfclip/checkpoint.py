@@ -3,7 +3,7 @@
 Metadata written by :func:`save_tfclip` (all strings): ``tvreid_arch`` (family ``tfclip``), ``tvreid_num_frames``,
 ``tvreid_sampler`` (the test sampler), ``tvreid_tfclip`` = ``{"model": <model section>, "data": <data section>,
 "num_classes": N, "num_cameras": C, "camera_index": {camera label: SIE row}}`` as JSON. ``camera_index`` maps the
-training set's camera labels (``C1``, ``C2``...: :func:`tvreid_sdk.indexing.camera_label`) to the SIE rows they
+training set's camera labels (``C1``, ``C2``...: :func:`tvreid_sdk.ingest.folders.camera_label`) to the SIE rows they
 trained; export carries it into the bundle so ``tvreid index`` can feed known cameras. Tensors: see
 :mod:`training.tfclip.model`.
 """
@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from tvreid_sdk.config import SamplerCfg
 from tvreid_sdk.errors import ConfigError, ModelFormatError
-from tvreid_sdk.indexing import camera_label
+from tvreid_sdk.ingest.folders import camera_label
 from tvreid_sdk.modeling.arch import ArchCfg
 
 from ..checkpoint import save_model

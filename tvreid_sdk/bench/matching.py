@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import BackendUnavailableError, GalleryError
-from ..gallery.matcher import DEFAULT_CHUNK_ROWS, MATCHERS
+from ..gallery.matchers import DEFAULT_CHUNK_ROWS, MATCHERS
 from .device import device_memory_available, host_memory_available, torch_installed
 from .report import make_row, skipped_row
 from .timing import CUDA, HOST, TimingCfg, measure

@@ -16,9 +16,14 @@ Design:
   (and drops deleted ones). Commits of other threads and processes therefore show up at the next
   search. The cache can be thrown away and rebuilt at any time; it is never written to disk, so it
   cannot go out of sync with the store (the FAISS-plus-id-map failure mode).
-- **Matching is exact.** ``matcher.topk_cosine`` scores the matrix in chunks with BLAS and merges
+- **Matching is exact.** ``matchers.topk_cosine`` scores the matrix in chunks with BLAS and merges
   running top-k lists, with deterministic tie order (lower index first) and bounded memory. The
-  ``MATCHERS`` registry also offers "torch" and "onnxruntime" matchers (GPU paths), imported lazily.
+  ``MATCHERS`` registry (:mod:`.matchers`) also offers "torch" and "onnxruntime" matchers (GPU paths),
+  whose packages are imported only when such a matcher is built. ``Gallery.search`` normalises the
+  queries once; matchers take unit rows.
+- **Query by example is a search.** ``Gallery.similar(key)`` searches with a stored embedding and leaves
+  the example out (``search(..., exclude=keys)``); ``Gallery.search_combined`` mixes a text query with
+  examples (:func:`combine_queries`); ``Gallery.select`` picks tracklets by key, camera and time.
 
 Example:
     >>> g = Gallery.create("runs/gallery", model_id=bundle_sha, embed_dim=512)   # doctest: +SKIP
@@ -26,10 +31,10 @@ Example:
     >>> g.search(text_vectors, k=10, cameras=["C1"])                             # doctest: +SKIP
 """
 from .gallery import Gallery
-from .matcher import DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, topk_cosine
-from .matrix import MatrixSnapshot
+from .matchers import MATCHERS, Matcher, topk_cosine
+from .query import combine_queries
 from .records import GalleryEntry, Hit, TrackletRecord
-from .store import GALLERY_DB, SCHEMA_VERSION, GalleryMeta
+from .store import SCHEMA_VERSION, GalleryMeta
 
-__all__ = ["Gallery", "TrackletRecord", "GalleryEntry", "Hit", "GalleryMeta", "MatrixSnapshot", "MATCHERS",
-           "Matcher", "topk_cosine", "DEFAULT_CHUNK_ROWS", "GALLERY_DB", "SCHEMA_VERSION"]
+__all__ = ["Gallery", "TrackletRecord", "GalleryEntry", "Hit", "GalleryMeta", "MATCHERS", "Matcher", "topk_cosine",
+           "combine_queries", "SCHEMA_VERSION"]

@@ -1,28 +1,38 @@
-"""Search filters (cameras, time window) turned into a bool row mask over a MatrixSnapshot."""
+"""Row filters over a MatrixSnapshot: cameras, a time window and excluded keys for search, and the selection
+criteria of :meth:`Gallery.select`, each turned into a bool row mask.
+
+Times go through :func:`tvreid_sdk.timeutil.to_unix_seconds`: a naive datetime is UTC, as when it was stored.
+"""
 from __future__ import annotations
 
-import datetime as _dt
-import math
 from typing import Iterable, Optional, Union
 
 import numpy as np
 
 from ..errors import GalleryError
+from ..timeutil import TimeLike, iso_utc, to_unix_seconds
 from .matrix import MatrixSnapshot
 
-TimeLike = Union[float, int, _dt.datetime]
+_EQ_KEYS = 8  # up to this many keys, one vectorised comparison per key beats a set lookup per row
 
 
-def to_unix_seconds(name: str, value: Optional[TimeLike]) -> Optional[float]:
-    """Unix seconds from a number or a datetime (naive datetimes are taken as local time)."""
-    if value is None:
-        return None
-    if isinstance(value, _dt.datetime):
-        return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)):
-        raise GalleryError(f"{name} must be unix seconds or a datetime, got {value!r}")
-    return float(value)
+def _seconds(name: str, value: Optional[TimeLike]) -> Optional[float]:
+    return None if value is None else to_unix_seconds(value, name, GalleryError)
+
+
+def _names(value: Union[str, Iterable[str]]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def key_mask(snapshot: MatrixSnapshot, keys: Iterable[str]) -> np.ndarray:
+    """bool ``[N]``: rows whose key is one of ``keys`` (keys not in the gallery match nothing)."""
+    wanted = set(_names(keys))
+    if len(wanted) <= _EQ_KEYS:
+        mask = np.zeros(len(snapshot), bool)
+        for key in wanted:
+            mask |= snapshot.keys == key
+        return mask
+    return np.fromiter((key in wanted for key in snapshot.keys.tolist()), bool, count=len(snapshot))
 
 
 def camera_mask(snapshot: MatrixSnapshot, names: list[str], where: str = "in the search filter") -> np.ndarray:
@@ -50,8 +60,9 @@ def time_spans(snapshot: MatrixSnapshot) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[str]]] = None,
-               since: Optional[TimeLike] = None, until: Optional[TimeLike] = None) -> Optional[np.ndarray]:
-    """Rows allowed by the filters, or None when no filter is set.
+               since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
+               exclude: Optional[Union[str, Iterable[str]]] = None) -> Optional[np.ndarray]:
+    """Rows a search may return, or None when no filter is set.
 
     Args:
         snapshot: the matrix being searched.
@@ -59,18 +70,19 @@ def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[s
         since: keep tracklets that end at or after this time.
         until: keep tracklets that start at or before this time. With either bound set, tracklets
             without any time are excluded (they cannot be placed in the window); a tracklet with only
-            one known end is treated as the instant it gives.
+            one known end is treated as the instant it gives. Times: Unix seconds, a datetime (naive = UTC)
+            or ISO 8601 text.
+        exclude: a key or keys never returned (keys not in the gallery are ignored).
 
     Returns:
         bool [N] mask or None.
     """
     mask: Optional[np.ndarray] = None
     if cameras is not None:
-        mask = camera_mask(snapshot, [cameras] if isinstance(cameras, str) else list(cameras))
-    lo = to_unix_seconds("since", since)
-    hi = to_unix_seconds("until", until)
+        mask = camera_mask(snapshot, _names(cameras))
+    lo, hi = _seconds("since", since), _seconds("until", until)
     if lo is not None and hi is not None and lo > hi:
-        raise GalleryError(f"since ({lo}) is after until ({hi}); swap them")
+        raise GalleryError(f"since ({iso_utc(lo)}) is after until ({iso_utc(hi)}); swap them")
     if lo is not None or hi is not None:
         start, end = time_spans(snapshot)
         in_window = ~np.isnan(start)
@@ -80,4 +92,30 @@ def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[s
             if hi is not None:
                 in_window &= start <= hi
         mask = in_window if mask is None else mask & in_window
+    if exclude is not None:
+        keep = ~key_mask(snapshot, exclude)
+        mask = keep if mask is None else mask & keep
+    return mask
+
+
+def select_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[str]]] = None,
+                ended_before: Optional[TimeLike] = None, started_after: Optional[TimeLike] = None) -> np.ndarray:
+    """bool ``[N]``: rows matching ALL the criteria given (every row when none is given).
+
+    Args:
+        snapshot: the matrix.
+        cameras: rows of any of these cameras (an unknown name is an error).
+        ended_before: rows whose end time is before this time.
+        started_after: rows whose start time is at or after this time. Rows without a recorded time never match
+            a time criterion; a row with one known end is the instant it gives.
+    """
+    mask = camera_mask(snapshot, _names(cameras), "in the selection") if cameras is not None \
+        else np.ones(len(snapshot), bool)
+    before, after = _seconds("ended_before", ended_before), _seconds("started_after", started_after)
+    start, end = time_spans(snapshot)
+    with np.errstate(invalid="ignore"):  # NaN (no time) compares False
+        if before is not None:
+            mask &= end < before
+        if after is not None:
+            mask &= start >= after
     return mask

@@ -9,17 +9,20 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import GalleryCorruptError, GalleryError, GalleryModelMismatchError
-from .filters import TimeLike, build_mask
-from .matcher import DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, normalize_queries
+from ..timeutil import TimeLike
+from .filters import build_mask, key_mask, select_mask
+from .matchers import DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, normalize_queries
 from .matrix import MatrixCache, MatrixSnapshot
 from .provenance import StoredIdentity, canonical_location
-from .records import GalleryEntry, Hit, TrackletRecord
+from .query import combine_queries
+from .records import GalleryEntry, Hit, TrackletRecord, embedding_blobs
 from .store import (GALLERY_DB, MATRIX_COLUMNS, GalleryMeta, GalleryStore, corrupt_message,
-                    embedding_ok, extra_crc, meta_crc)
+                    row_error)
 
-NORM_TOLERANCE = 1e-3  # |‖v‖ - 1| allowed for stored embeddings
 
 PathLike = Union[str, "os.PathLike[str]"]
+Cameras = Optional[Union[str, Iterable[str]]]
+Keys = Union[str, Iterable[str]]
 
 
 def _gallery_dir(path: PathLike) -> Path:
@@ -166,28 +169,6 @@ class Gallery:
         return self._store.readonly
 
     # ------------------------------------------------------------------ writes
-    def _embedding_blobs(self, items: Sequence[TrackletRecord], embeddings: np.ndarray) -> list[bytes]:
-        dim = self.embed_dim
-        emb = np.asarray(embeddings)
-        if emb.ndim != 2 or emb.shape != (len(items), dim):
-            raise GalleryError(f"embeddings must have shape [{len(items)},{dim}] (one row per item, this gallery's "
-                               f"dimension), got {list(emb.shape)}")
-        if not np.issubdtype(emb.dtype, np.floating):
-            raise GalleryError(f"embeddings must be a floating array, got dtype {emb.dtype}")
-        emb = np.ascontiguousarray(emb, dtype="<f4")  # [N,D] stored bytes: float32 little-endian
-        finite = np.isfinite(emb).all(axis=1)
-        if not finite.all():
-            bad = int(np.flatnonzero(~finite)[0])
-            raise GalleryError(f"embedding of {items[bad].key!r} contains NaN or Inf; check the encoder output "
-                               "(fp16 overflow?) — nothing was added")
-        norms = np.linalg.norm(emb.astype(np.float64), axis=1)  # [N]
-        off = np.abs(norms - 1.0) > NORM_TOLERANCE
-        if off.any():
-            bad = int(np.flatnonzero(off)[0])
-            raise GalleryError(f"embedding of {items[bad].key!r} has L2 norm {norms[bad]:.6f}, expected 1; normalise "
-                               "rows with v / np.linalg.norm(v, axis=1, keepdims=True) — nothing was added")
-        return [emb[i].tobytes() for i in range(emb.shape[0])]
-
     def add(self, items: Sequence[TrackletRecord], embeddings: np.ndarray, skip_existing: bool = False,
             model_id: Optional[str] = None, on_conflict: str = "error") -> list[str]:
         """Append tracklets and their embeddings in ONE transaction (all or nothing).
@@ -214,7 +195,7 @@ class Gallery:
         if len(set(keys)) != len(keys):
             dups = sorted({k for k in keys if keys.count(k) > 1})[:5]
             raise GalleryError(f"duplicate keys inside one add() batch: {dups}; each tracklet key must be unique")
-        blobs = self._embedding_blobs(items, embeddings)
+        blobs = embedding_blobs(items, embeddings, self.embed_dim)
         if not items:
             return []
         return self._store.insert(items, blobs, skip_existing=skip_existing, on_conflict=on_conflict)
@@ -264,25 +245,13 @@ class Gallery:
         """Sorted distinct camera names."""
         return [row[0] for row in self._store.fetch_all("SELECT DISTINCT camera FROM tracklet ORDER BY camera")]
 
-    def _row_error(self, row: tuple) -> Optional[str]:
-        """Why a full tracklet row (MATRIX_COLUMNS + EXTRA_COLUMNS) fails its checksums, or None."""
-        (rowid, key, camera, start, end, person_id, mcrc, crc, blob, created, source, paths, caption, xcrc, thumb,
-         native_id, fingerprint) = row
-        if not embedding_ok(blob, crc, self.embed_dim):
-            return f"row {rowid} ({key!r}) has a damaged embedding (crc32 mismatch or wrong dimension)"
-        if meta_crc(key, camera, start, end, person_id) != mcrc:
-            return f"row {rowid} has damaged metadata (meta_crc32 mismatch)"
-        if extra_crc(created, source, paths, caption, thumb, native_id, fingerprint) != xcrc:
-            return f"row {rowid} ({key!r}) has damaged frame paths, caption or thumbnail (extra_crc32 mismatch)"
-        return None
-
     def get(self, key: str) -> GalleryEntry:
         """The stored record and embedding of ``key``, checksums verified (GalleryError when absent)."""
         row = self._store.fetch_one(f"SELECT {MATRIX_COLUMNS}, {self._store.extra_columns} FROM tracklet WHERE key = ?",
                                     (key,))
         if row is None:
             raise GalleryError(f"no tracklet with key {key!r} in gallery {self.path}; list keys with Gallery.keys()")
-        problem = self._row_error(row)
+        problem = row_error(row, self.embed_dim)
         if problem:
             raise GalleryCorruptError(corrupt_message(self._store.db_path, problem))
         (rowid, key, camera, start, end, person_id, _, _, blob, created, source, paths, caption, _, thumb,
@@ -309,15 +278,7 @@ class Gallery:
         columns = f"{MATRIX_COLUMNS}, {self._store.extra_columns}" if full else MATRIX_COLUMNS
         with self._store.transaction(write=False) as conn:
             for row in conn.execute(f"SELECT {columns} FROM tracklet"):
-                rowid, key, camera, start, end, person_id, mcrc, crc, blob = row[:9]
-                if full:
-                    problem = self._row_error(row)
-                elif not embedding_ok(blob, crc, self.embed_dim):
-                    problem = f"row {rowid} ({key!r}) has a damaged embedding (crc32 mismatch or wrong dimension)"
-                elif meta_crc(key, camera, start, end, person_id) != mcrc:
-                    problem = f"row {rowid} has damaged metadata (meta_crc32 mismatch)"
-                else:
-                    problem = None
+                problem = row_error(row, self.embed_dim)
                 if problem:
                     raise GalleryCorruptError(corrupt_message(self._store.db_path, problem))
 
@@ -330,26 +291,29 @@ class Gallery:
                 self._matcher_snapshot = snap
             return self._matcher
 
-    def search(self, queries: np.ndarray, k: int = 10, cameras: Optional[Union[str, Iterable[str]]] = None,
-               since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
-               model_id: Optional[str] = None) -> list[list[Hit]]:
+    def search(self, queries: np.ndarray, k: int = 10, cameras: Cameras = None, since: Optional[TimeLike] = None,
+               until: Optional[TimeLike] = None, model_id: Optional[str] = None,
+               exclude: Optional[Keys] = None) -> list[list[Hit]]:
         """Exact top-k cosine search.
 
         Args:
-            queries: [Q,D] (or [D]) query embeddings from the same model; normalised here.
-            k: results per query (fewer when fewer tracklets pass the filters).
+            queries: [Q,D] (or [D]) query embeddings from the same model; validated and normalised here (once).
+            k: results per query (fewer only when fewer tracklets pass the filters).
             cameras: restrict to these camera names (unknown names raise GalleryError listing the known ones).
-            since, until: restrict to tracklets overlapping this time window (unix seconds or datetime).
+            since, until: restrict to tracklets overlapping this time window: Unix seconds, a datetime (naive =
+                UTC, as the stream builder stores times) or ISO 8601 text.
             model_id: when given, must equal the gallery's model id.
+            exclude: a key or keys never returned (e.g. the example of a query by example); the k results come
+                from the other tracklets. Keys not in the gallery are ignored.
 
         Returns:
             one list of Hit per query, best first (ties: earlier-added tracklet first).
         """
         if model_id is not None and model_id != self.model_id:
             raise _mismatch(self.path, self.model_id, model_id)
-        q = normalize_queries(queries, self.embed_dim)  # [Q,D]
+        q = normalize_queries(queries, self.embed_dim)  # [Q,D] the only normalisation on the way
         snap = self.snapshot()
-        mask = build_mask(snap, cameras=cameras, since=since, until=until)  # [N] or None
+        mask = build_mask(snap, cameras=cameras, since=since, until=until, exclude=exclude)  # [N] or None
         scores, idx = self._matcher_for(snap).topk(q, k, mask=mask)  # [Q,k'], [Q,k']
         names = snap.camera_names
         results = []
@@ -362,6 +326,71 @@ class Gallery:
                                 end_time=None if end != end else end, person_id=snap.person_ids[i]))
             results.append(hits)
         return results
+
+    def similar(self, key: str, k: int = 10, *, cameras: Cameras = None, since: Optional[TimeLike] = None,
+                until: Optional[TimeLike] = None) -> list[Hit]:
+        """Query by example: the ``k`` tracklets closest to the stored embedding of ``key``, ``key`` left out.
+
+        The way to search with a text-free model. Filters as in :meth:`search`.
+
+        Raises:
+            GalleryError: no tracklet ``key`` in this gallery. GalleryCorruptError: its row is damaged.
+        """
+        return self.search(self.get(key).embedding, k, cameras=cameras, since=since, until=until, exclude=[key])[0]
+
+    def search_combined(self, text: Optional[np.ndarray], like: Keys, weight: float = 0.5, k: int = 10, *,
+                        cameras: Cameras = None, since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
+                        model_id: Optional[str] = None) -> list[Hit]:
+        """A text query steered by example tracklets: ``(1 - weight) * text + weight * mean(examples)``.
+
+        The examples are left out of the results. For example embeddings that are not in this gallery, build the
+        query with :func:`~tvreid_sdk.gallery.query.combine_queries` and pass it to :meth:`search`.
+
+        Args:
+            text: [D] or [1,D] text (or image) embedding of this gallery's model, or None (examples only).
+            like: the key or keys of the example tracklets.
+            weight: the examples' share of the query, in [0, 1].
+            k, cameras, since, until, model_id: as in :meth:`search`.
+
+        Raises:
+            GalleryError: an unknown key, no example, a bad weight or parts that cancel out.
+        """
+        keys = list(dict.fromkeys([like] if isinstance(like, str) else like))
+        if not keys:
+            raise GalleryError("like names no tracklet; give at least one example key (or use search for text only)")
+        examples = np.stack([self.get(key).embedding for key in keys])  # [M,D] stored unit vectors
+        query = combine_queries(text, examples, weight)  # [1,D]
+        return self.search(query, k, cameras=cameras, since=since, until=until, model_id=model_id, exclude=keys)[0]
+
+    def select(self, keys: Iterable[str] = (), *, cameras: Cameras = None, ended_before: Optional[TimeLike] = None,
+               started_after: Optional[TimeLike] = None) -> list[str]:
+        """The tracklets to act on (e.g. to :meth:`delete`): the ``keys`` given plus every tracklet matching ALL the
+        criteria, without repeats (the keys first, in the order given, then matches in insertion order).
+
+        Without criteria only ``keys`` are selected. Tracklets without recorded times never match a time criterion.
+
+        Args:
+            keys: explicit keys; each must be in the gallery.
+            cameras: tracklets of any of these cameras (an unknown name is an error).
+            ended_before: tracklets whose end time is before this time.
+            started_after: tracklets whose start time is at or after this time (Unix seconds, datetime with
+                naive = UTC, or ISO 8601 text).
+
+        Raises:
+            GalleryError: a key that is not in the gallery, or an unknown camera.
+        """
+        keys = list(dict.fromkeys([keys] if isinstance(keys, str) else keys))
+        snap = self.snapshot()
+        found = set(snap.keys[key_mask(snap, keys)].tolist()) if keys else set()
+        unknown = [key for key in keys if key not in found]
+        if unknown:
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise GalleryError(f"{len(unknown)} key(s) not in gallery {self.path}: {', '.join(map(repr, unknown[:10]))}"
+                               f"{more}; check the keys (Gallery.keys() lists them)")
+        if cameras is None and ended_before is None and started_after is None:
+            return keys
+        mask = select_mask(snap, cameras=cameras, ended_before=ended_before, started_after=started_after)  # [N]
+        return list(dict.fromkeys(keys + snap.keys[mask].tolist()))
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -123,3 +123,33 @@ class Hit:
     start_time: Optional[float]
     end_time: Optional[float]
     person_id: Optional[str]
+
+
+NORM_TOLERANCE = 1e-3  # |‖v‖ - 1| allowed for stored embeddings
+
+
+def embedding_blobs(items: Sequence[TrackletRecord], embeddings: np.ndarray, dim: int) -> list[bytes]:
+    """Checked float32 little-endian bytes of each row of ``embeddings`` ``[N,D]`` (one per item, L2-normalised).
+
+    Raises:
+        GalleryError: wrong shape or dtype, a non-finite row, or a row whose norm is not 1; nothing is added then.
+    """
+    emb = np.asarray(embeddings)
+    if emb.ndim != 2 or emb.shape != (len(items), dim):
+        raise GalleryError(f"embeddings must have shape [{len(items)},{dim}] (one row per item, this gallery's "
+                           f"dimension), got {list(emb.shape)}")
+    if not np.issubdtype(emb.dtype, np.floating):
+        raise GalleryError(f"embeddings must be a floating array, got dtype {emb.dtype}")
+    emb = np.ascontiguousarray(emb, dtype="<f4")  # [N,D] stored bytes: float32 little-endian
+    finite = np.isfinite(emb).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise GalleryError(f"embedding of {items[bad].key!r} contains NaN or Inf; check the encoder output "
+                           "(fp16 overflow?) — nothing was added")
+    norms = np.linalg.norm(emb.astype(np.float64), axis=1)  # [N]
+    off = np.abs(norms - 1.0) > NORM_TOLERANCE
+    if off.any():
+        bad = int(np.flatnonzero(off)[0])
+        raise GalleryError(f"embedding of {items[bad].key!r} has L2 norm {norms[bad]:.6f}, expected 1; normalise "
+                           "rows with v / np.linalg.norm(v, axis=1, keepdims=True) — nothing was added")
+    return [emb[i].tobytes() for i in range(emb.shape[0])]

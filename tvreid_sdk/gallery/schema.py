@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import Optional
 
 GALLERY_DB = "gallery.sqlite"
 SCHEMA_VERSION = 2
@@ -99,3 +100,18 @@ def extra_crc(created: object, source: object, frame_paths: object, caption: obj
 
 def embedding_ok(blob: object, crc: object, dim: int) -> bool:
     return isinstance(blob, bytes) and len(blob) == 4 * dim and zlib.crc32(blob) == crc
+
+
+def row_error(row: tuple, dim: int) -> Optional[str]:
+    """Why a tracklet row (MATRIX_COLUMNS, optionally followed by EXTRA_COLUMNS) fails its checksums, or None."""
+    rowid, key, camera, start, end, person_id, mcrc, crc, blob = row[:9]
+    if not embedding_ok(blob, crc, dim):
+        return f"row {rowid} ({key!r}) has a damaged embedding (crc32 mismatch or wrong dimension)"
+    if meta_crc(key, camera, start, end, person_id) != mcrc:
+        return f"row {rowid} has damaged metadata (meta_crc32 mismatch)"
+    if len(row) > 9:
+        created, source, paths, caption, xcrc, thumb, native_id, fingerprint = row[9:]
+        if extra_crc(created, source, paths, caption, thumb, native_id, fingerprint) != xcrc:
+            return (f"row {rowid} ({key!r}) has damaged frame paths, caption or thumbnail (or native id or "
+                    "fingerprint; extra_crc32 mismatch)")
+    return None

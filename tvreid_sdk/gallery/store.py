@@ -40,10 +40,11 @@ from ..errors import GalleryConflictError, GalleryCorruptError, GalleryError
 from .provenance import CONFLICT_POLICIES, KeyConflict, StoredIdentity, conflict_message, register_source
 from .records import TrackletRecord
 from .schema import (EXTRA_COLUMNS, EXTRA_COLUMNS_V1, GALLERY_DB, INSERT_SQL, MATRIX_COLUMNS, READABLE_VERSIONS,
-                     SCHEMA_SQL, SCHEMA_VERSION, UPGRADE_1_TO_2_SQL, crc_fields, embedding_ok, extra_crc, meta_crc)
+                     SCHEMA_SQL, SCHEMA_VERSION, UPGRADE_1_TO_2_SQL, crc_fields, embedding_ok, extra_crc, meta_crc,
+                     row_error)
 
 __all__ = ["GalleryStore", "GalleryMeta", "GALLERY_DB", "SCHEMA_VERSION", "MATRIX_COLUMNS", "EXTRA_COLUMNS",
-           "crc_fields", "meta_crc", "extra_crc", "embedding_ok", "corrupt_message", "fsync_dir", "BUSY_TIMEOUT_S"]
+           "crc_fields", "meta_crc", "extra_crc", "embedding_ok", "row_error", "corrupt_message", "fsync_dir", "BUSY_TIMEOUT_S"]
 
 BUSY_TIMEOUT_S = 30.0
 _IN_CHUNK = 500  # keys per "IN (...)" query, below SQLite's variable limit

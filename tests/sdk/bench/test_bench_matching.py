@@ -9,7 +9,7 @@ import pytest
 from tvreid_sdk.bench import matching
 from tvreid_sdk.bench.matching import MatcherSpec, bench_matching, copy_bandwidth, matcher_specs, random_unit_rows
 from tvreid_sdk.bench.timing import Timing, TimingCfg
-from tvreid_sdk.gallery.matcher import MATCHERS
+from tvreid_sdk.gallery.matchers import MATCHERS
 
 FAST = TimingCfg(reps=3, warmup=1, budget_s=1.0)
 

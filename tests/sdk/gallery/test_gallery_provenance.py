@@ -10,7 +10,8 @@ import pytest
 from _gallery_reference import unit_rows
 from tvreid_sdk.assets import demo_paths
 from tvreid_sdk.errors import GalleryConflictError, GalleryCorruptError, GalleryError
-from tvreid_sdk.gallery import GALLERY_DB, Gallery, TrackletRecord
+from tvreid_sdk.gallery import Gallery, TrackletRecord
+from tvreid_sdk.gallery.store import GALLERY_DB
 from tvreid_sdk.gallery.provenance import fingerprint, relative_frames
 
 MODEL = "sha256:" + "cd" * 32

@@ -84,8 +84,10 @@ def test_time_window_filter(filled):
     expected = {r.key for r in recs if r.start_time is not None and r.end_time >= since and r.start_time <= until}
     assert {h.key for h in hits} == expected
     assert "k20" in expected and "k40" in expected and "k29" not in expected  # k29 has no times
-    dt_hits = g.search(emb[0], k=1000, since=dt.datetime.fromtimestamp(since), until=until)[0]
-    assert {h.key for h in dt_hits} == expected
+    naive_utc = dt.datetime.fromtimestamp(since, dt.timezone.utc).replace(tzinfo=None)  # naive = UTC
+    aware = dt.datetime.fromtimestamp(since, dt.timezone(dt.timedelta(hours=-4)))  # the same instant, other zone
+    for value in (naive_utc, aware, aware.isoformat()):
+        assert {h.key for h in g.search(emb[0], k=1000, since=value, until=until)[0]} == expected
     only_since = g.search(emb[0], k=1000, since=t0 + 900)[0]
     assert {h.key for h in only_since} == {f"k{i}" for i in range(90, 100) if i != 99}
     both = g.search(emb[0], k=1000, since=since, until=until, cameras="cam1")[0]

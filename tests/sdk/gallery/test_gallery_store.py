@@ -10,7 +10,8 @@ import pytest
 
 from _gallery_reference import unit_rows
 from tvreid_sdk.errors import GalleryCorruptError, GalleryError, GalleryModelMismatchError
-from tvreid_sdk.gallery import GALLERY_DB, Gallery, TrackletRecord
+from tvreid_sdk.gallery import Gallery, TrackletRecord
+from tvreid_sdk.gallery.store import GALLERY_DB
 
 MODEL = "sha256:" + "ab" * 32
 DIM = 16

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .errors import DatasetFormatError
+from ..errors import DatasetFormatError
 
 MAX_EXAMPLES = 5  # malformed lines quoted in a report
 MAX_FILE_BYTES = 1 << 30  # a MOT file larger than 1 GiB is almost certainly not one

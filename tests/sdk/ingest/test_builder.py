@@ -16,7 +16,7 @@ from PIL import Image
 from tvreid_sdk.config import PreprocessCfg
 from tvreid_sdk.errors import ConfigError, CorruptInputError, GalleryError, GalleryModelMismatchError
 from tvreid_sdk.gallery import Gallery
-from tvreid_sdk.stream import BackPressureError, StreamCfg, TrackletBuilder, default_key
+from tvreid_sdk.ingest import BackPressureError, StreamCfg, TrackletBuilder, default_key
 from tvreid_sdk.vision.sampling import FrameSampler
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z

@@ -1,14 +1,16 @@
-"""Exact cosine top-k over a gallery matrix, in bounded memory.
+"""The matcher contract, its registry and the kernels every implementation shares.
 
-``topk_cosine`` is the reference implementation (numpy/BLAS). The gallery is walked in chunks of
-``chunk_rows`` rows; each chunk's top-k is merged into a running top-k, so memory stays at
-``O(Q * chunk_rows)`` whatever the gallery size. Order is deterministic: by score descending, then by
-gallery index ascending (so among equal scores the lower index wins, including at the k-th place).
+A matcher is an exact top-k cosine engine bound to one gallery matrix (:class:`Matcher`). ``MATCHERS`` maps a
+name to a factory ``(gallery [N,D], chunk_rows=..., **options) -> Matcher``; the implementations register
+themselves in :mod:`.numpy`, :mod:`.torch` and :mod:`.onnxruntime` (imported by the package ``__init__``; the
+heavy packages are imported only when a matcher of that kind is built). This module knows no implementation.
 
-``MATCHERS`` maps a name to a factory ``(gallery [N,D], chunk_rows=..., **options) -> Matcher``:
-``"numpy"`` (this module), ``"torch"`` (lazy torch import, CUDA when available) and ``"onnxruntime"``
-(a MatMul+TopK graph built with ``onnx``, run by onnxruntime). Heavy packages are imported only when
-a matcher of that kind is built.
+Queries are validated and L2-normalised once, by the caller: :meth:`Gallery.search` and the public
+:func:`~tvreid_sdk.gallery.matchers.numpy.topk_cosine` use :func:`normalize_queries`; :meth:`Matcher.topk` trusts
+its rows to be unit-norm and only checks their shape (:func:`as_unit_queries`).
+
+Order is deterministic everywhere: by score descending, then by gallery index ascending (so among equal scores
+the lower index wins, including at the k-th place).
 """
 from __future__ import annotations
 
@@ -17,11 +19,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..errors import GalleryError
-from ..registry import Registry
+from ...errors import GalleryError
+from ...registry import Registry
 
 DEFAULT_CHUNK_ROWS = 8192
-QUERY_BLOCK_ROWS = 1024  # queries scored at once; bounds the [Q,C] score block to 1024 x chunk_rows floats
 
 MATCHERS: Registry = Registry("matcher")
 
@@ -52,6 +53,18 @@ def normalize_queries(queries: np.ndarray, dim: int) -> np.ndarray:
         raise GalleryError(f"query row {int(np.argmin(norms))} is all zeros and has no direction; "
                            "check the text encoder output")
     return (q64 / np.maximum(norms, 1e-300)[:, None]).astype(np.float32)
+
+
+def as_unit_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    """float32 C-contiguous ``[Q,D]`` view of queries the caller has already validated and normalised.
+
+    Only the shape is checked (one cheap test): :meth:`Matcher.topk` trusts its rows to be finite and unit-norm.
+    """
+    q = np.asarray(queries)
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise GalleryError(f"queries must have shape [Q,{dim}] unit rows, got {list(q.shape)}; normalise them with "
+                           "normalize_queries (Gallery.search does)")
+    return np.ascontiguousarray(q, dtype=np.float32)
 
 
 def check_k(k: int) -> int:
@@ -138,51 +151,6 @@ def block_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(vals, order, 1), np.take_along_axis(cols, order, 1)
 
 
-def topk_cosine(queries: np.ndarray, gallery: np.ndarray, k: int, mask: Optional[np.ndarray] = None,
-                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k cosine similarity between queries and gallery rows.
-
-    Args:
-        queries: [Q,D] or [D] floating array; rows are L2-normalised here.
-        gallery: [N,D] float32 or float16 array of L2-normalised rows (the gallery store guarantees
-            unit norm). float16 chunks are upcast to float32 one chunk at a time.
-        k: how many results per query. Larger than the number of candidates is fine: fewer come back.
-        mask: optional bool [N]; only rows with True are candidates. Applied per chunk, the gallery is
-            never copied as a whole.
-        chunk_rows: gallery rows scored at once (memory ~ Q * chunk_rows * 4 bytes plus one chunk).
-
-    Returns:
-        (scores float32 [Q,k'], indices int64 [Q,k']) with k' = min(k, number of candidates), sorted by
-        score descending, ties by lower index.
-    """
-    gallery = check_gallery(gallery)
-    n_rows, dim = gallery.shape
-    q = normalize_queries(queries, dim)  # [Q,D]
-    k = check_k(k)
-    mask = check_mask(mask, n_rows)
-    if chunk_rows < 1:
-        raise GalleryError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    out_scores, out_idx = [], []
-    for q0 in range(0, max(q.shape[0], 1), QUERY_BLOCK_ROWS):
-        qb = q[q0:q0 + QUERY_BLOCK_ROWS]  # [Qb,D]
-        best_s, best_i = empty_topk(qb.shape[0])
-        for start, cols in masked_chunks(mask, n_rows, chunk_rows):
-            block = gallery[start:start + chunk_rows]  # [C,D] view
-            if cols is not None:
-                block = block[cols]  # [C',D] copy of at most one chunk
-            if block.dtype != np.float32:
-                block = block.astype(np.float32)  # fp16 -> fp32 upcast, one chunk at a time
-            scores = qb @ block.T  # [Qb,C]
-            if not np.isfinite(scores).all():  # one cheap pass; the GEMM costs ~D times more
-                raise GalleryError(f"gallery rows {start}..{min(start + chunk_rows, n_rows) - 1} contain NaN or "
-                                   "Inf; the matrix must hold finite unit-norm rows (rebuild it from the store)")
-            s, c = block_topk(scores, k)
-            best_s, best_i = merge_topk(best_s, best_i, s, chunk_to_gallery(c, cols, start), k)
-        out_scores.append(best_s)
-        out_idx.append(best_i)
-    return np.concatenate(out_scores, 0)[: q.shape[0]], np.concatenate(out_idx, 0)[: q.shape[0]]
-
-
 class Matcher(abc.ABC):
     """A top-k engine bound to one gallery matrix.
 
@@ -208,31 +176,17 @@ class Matcher(abc.ABC):
 
     @abc.abstractmethod
     def topk(self, queries: np.ndarray, k: int, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-        """Same contract as :func:`topk_cosine` on the bound gallery."""
+        """Exact top-k of unit-norm queries against the bound gallery.
+
+        Args:
+            queries: float [Q,D] rows that are already finite and L2-normalised (see :func:`normalize_queries`);
+                they are not normalised again.
+            k: results per query (fewer when fewer candidates).
+            mask: optional bool [N]; only rows with True are candidates.
+
+        Returns:
+            (scores float32 [Q,k'], indices int64 [Q,k']) ordered by score descending, ties by lower index.
+        """
 
     def close(self) -> None:
         """Release device memory, if any."""
-
-
-@MATCHERS.register("numpy")
-class NumpyMatcher(Matcher):
-    """CPU matcher: :func:`topk_cosine` on the host matrix."""
-
-    name = "numpy"
-
-    def topk(self, queries: np.ndarray, k: int, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-        return topk_cosine(queries, self.gallery, k, mask=mask, chunk_rows=self.chunk_rows)
-
-
-@MATCHERS.register("torch")
-def _torch_matcher(gallery: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS, **options) -> Matcher:
-    from .matcher_torch import TorchMatcher  # imports torch lazily
-
-    return TorchMatcher(gallery, chunk_rows=chunk_rows, **options)
-
-
-@MATCHERS.register("onnxruntime")
-def _ort_matcher(gallery: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS, **options) -> Matcher:
-    from .matcher_ort import OrtMatcher  # imports onnx/onnxruntime lazily
-
-    return OrtMatcher(gallery, chunk_rows=chunk_rows, **options)

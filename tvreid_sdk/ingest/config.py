@@ -1,16 +1,21 @@
-"""Configuration, counters and small helpers of the streaming :class:`~tvreid_sdk.stream.TrackletBuilder`."""
+"""The one configuration of gallery feeding (:class:`StreamCfg`, and :class:`IngestCfg` for video files), the
+builder's counters and tracklet keys.
+
+Both entry points share field names and defaults: :class:`~tvreid_sdk.ingest.builder.TrackletBuilder` takes a
+:class:`StreamCfg`; :func:`~tvreid_sdk.ingest.video_ingest.ingest_video` takes an :class:`IngestCfg`, which is a
+StreamCfg plus the options only a video file has. The video path's own defaults (recorded video with tracker
+blips) are spelled out once, in :data:`VIDEO_DEFAULTS`, which ``ingest_video`` and ``tvreid ingest`` use.
+"""
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import math
-from typing import Hashable, Optional, Union
+from typing import Hashable, Optional
 
-import numpy as np
+from ..errors import ConfigError, TvreidError
+from ..vision.video import BAD_FRAME_POLICIES
 
-from .errors import ConfigError, CorruptInputError, TvreidError
-
-TimeLike = Union[float, int, dt.datetime]
 CLOSE_REASONS = ("idle", "max_length", "evicted", "ended", "flush")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -77,7 +82,47 @@ class StreamCfg:
             "min_frames", "min_crop_height", "min_crop_width", "max_open_tracks", "batch_size", "queue_size")]
         for name, ok, need in checks:
             if not ok:
-                raise ConfigError(f"StreamCfg.{name} must be {need}, got {getattr(self, name)!r}")
+                raise ConfigError(f"{type(self).__name__}.{name} must be {need}, got {getattr(self, name)!r}")
+
+
+def _finite_number(value) -> bool:
+    try:
+        return not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestCfg(StreamCfg):
+    """Options of :func:`~tvreid_sdk.ingest.video_ingest.ingest_video`: every :class:`StreamCfg` field (same names,
+    same defaults except ``push_timeout``) plus the options only a video file has.
+
+    ``ingest_video`` (and ``tvreid ingest``) default to :data:`VIDEO_DEFAULTS`, not to ``IngestCfg()``.
+
+    Args:
+        min_conf: skip MOT boxes whose confidence is below this (None: keep all).
+        on_bad_frame: ``skip`` counts undecodable video frames; ``fail`` raises CorruptInputError.
+        push_timeout: None here (wait for the encoder as long as it takes): a file, unlike a live stream, can wait.
+        The other fields: see :class:`StreamCfg`. ``min_crop_height``/``min_crop_width`` apply to the box after
+        clamping it to the frame.
+    """
+
+    push_timeout: Optional[float] = None
+    min_conf: Optional[float] = None
+    on_bad_frame: str = "skip"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.on_bad_frame not in BAD_FRAME_POLICIES:
+            raise ConfigError(f"IngestCfg.on_bad_frame must be one of {BAD_FRAME_POLICIES}, got {self.on_bad_frame!r}")
+        if self.min_conf is not None and not _finite_number(self.min_conf):
+            raise ConfigError(f"IngestCfg.min_conf must be a finite number or None, got {self.min_conf!r}")
+
+
+#: Defaults of the video-file path (:func:`~tvreid_sdk.ingest.video_ingest.ingest_video`, ``tvreid ingest``):
+#: a tracker on recorded video leaves short gaps and blips, so a track idle for 1 s ends its tracklet, boxes under
+#: 32x16 pixels are skipped and tracklets of fewer than 3 boxes are dropped (StreamCfg: 2 s, 16x8, 1).
+VIDEO_DEFAULTS = IngestCfg(idle_timeout=1.0, min_crop_height=32, min_crop_width=16, min_frames=3)
 
 
 @dataclasses.dataclass
@@ -109,13 +154,3 @@ def default_key(camera: str, track_id: Hashable, start: float) -> str:
     """``camera/2024-05-01T10:00:00.040Z/17``: unique per camera, track and segment start; stable on re-runs."""
     stamp = _EPOCH + dt.timedelta(milliseconds=round(start * 1000))
     return f"{camera}/{stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z/{track_id}"
-
-
-def to_seconds(value: TimeLike, what: str = "timestamp") -> float:
-    """Unix seconds from a number or a datetime (naive datetimes are taken as UTC)."""
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)):
-        raise CorruptInputError(f"{what} must be finite unix seconds or a datetime, got {value!r}")
-    return float(value)

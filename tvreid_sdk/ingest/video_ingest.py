@@ -2,8 +2,8 @@
 
 ``ingest_video`` decodes the video (PyAV), crops every tracked box out of its frame (clamped to the frame;
 boxes left empty by clamping or under the minimum size are skipped and counted), feeds the crops to a
-:class:`~tvreid_sdk.stream.TrackletBuilder` (which cuts tracks at gaps and into segments of bounded duration,
-encodes with the bundle's sampler and commits in batches) and returns an :class:`IngestReport`.
+:class:`~tvreid_sdk.ingest.builder.TrackletBuilder` (which cuts tracks at gaps and into segments of bounded
+duration, encodes with the bundle's sampler and commits in batches) and returns an :class:`IngestReport`.
 
 Times are absolute: ``start_time`` (or the container's ``creation_time`` tag, or the file's modification time
 minus the video's duration) plus each frame's presentation time. Tracklet keys are
@@ -21,63 +21,15 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .errors import ConfigError
-from .gallery import Gallery
+from ..errors import ConfigError
+from ..gallery import Gallery
+from ..timeutil import TimeLike, to_unix_seconds
+from ..vision.video import DecodeReport, VideoReader
+from .builder import TrackletBuilder
+from .config import VIDEO_DEFAULTS, IngestCfg, StreamStats
 from .mot import MotBox, MotReport, MotTracks, read_mot
-from .stream import StreamCfg, StreamStats, TrackletBuilder
-from .video import BAD_FRAME_POLICIES, DecodeReport, VideoReader
 
-StartTime = Union[None, float, int, str, dt.datetime]
-_STREAM_NAMES = {"segment_seconds": "max_duration", "idle_seconds": "idle_timeout", "min_box_height": "min_crop_height",
-                 "min_box_width": "min_crop_width", "min_frames": "min_frames", "max_kept_frames": "max_kept_frames",
-                 "batch_size": "batch_size"}  # IngestCfg field -> StreamCfg field, for error messages
-
-
-@dataclasses.dataclass(frozen=True)
-class IngestCfg:
-    """Options of :func:`ingest_video`.
-
-    Args:
-        segment_seconds: longest tracklet; longer tracks are cut into consecutive segments.
-        idle_seconds: a gap longer than this in a track (no box) ends its segment.
-        min_box_height, min_box_width: smaller boxes (after clamping to the frame) are skipped.
-        min_frames: segments with fewer boxes are dropped (tracker blips).
-        max_kept_frames: crops kept per segment (evenly spread; bounds memory).
-        min_conf: skip MOT boxes whose confidence is below this.
-        batch_size: tracklets per encode + commit.
-        on_bad_frame: ``skip`` counts undecodable video frames; ``fail`` raises CorruptInputError.
-        thumbnails: store a thumbnail per tracklet.
-    """
-
-    segment_seconds: float = 10.0
-    idle_seconds: float = 1.0
-    min_box_height: int = 32
-    min_box_width: int = 16
-    min_frames: int = 3
-    max_kept_frames: int = 64
-    min_conf: Optional[float] = None
-    batch_size: int = 16
-    on_bad_frame: str = "skip"
-    thumbnails: bool = True
-
-    def __post_init__(self) -> None:
-        if self.on_bad_frame not in BAD_FRAME_POLICIES:
-            raise ConfigError(f"on_bad_frame must be one of {BAD_FRAME_POLICIES}, got {self.on_bad_frame!r}")
-        if self.min_conf is not None and not np.isfinite(self.min_conf):
-            raise ConfigError(f"min_conf must be a finite number or None, got {self.min_conf!r}")
-        try:
-            self.stream_cfg()  # checks the remaining limits
-        except ConfigError as exc:
-            message = str(exc)
-            for ours, theirs in _STREAM_NAMES.items():
-                message = message.replace(f"StreamCfg.{theirs} ", f"IngestCfg.{ours} ")
-            raise ConfigError(message) from None
-
-    def stream_cfg(self) -> StreamCfg:
-        return StreamCfg(idle_timeout=self.idle_seconds, max_duration=self.segment_seconds,
-                         min_frames=self.min_frames, min_crop_height=self.min_box_height,
-                         min_crop_width=self.min_box_width, max_kept_frames=self.max_kept_frames,
-                         batch_size=self.batch_size, push_timeout=None, thumbnails=self.thumbnails)
+StartTime = Optional[TimeLike]
 
 
 @dataclasses.dataclass
@@ -127,17 +79,7 @@ def resolve_start_time(start_time: StartTime, video: str, creation_time: Optiona
                        duration: Optional[float]) -> tuple[float, str]:
     """The absolute time of the video's first frame and where it came from."""
     if start_time is not None:
-        if isinstance(start_time, str):
-            try:
-                start_time = dt.datetime.fromisoformat(start_time)
-            except ValueError:
-                raise ConfigError(f"start time {start_time!r} is not ISO 8601; write e.g. 2024-05-01T10:00:00+02:00 "
-                                  "(no offset = UTC)") from None
-        if isinstance(start_time, dt.datetime):
-            start_time = (start_time if start_time.tzinfo else start_time.replace(tzinfo=dt.timezone.utc)).timestamp()
-        if isinstance(start_time, bool) or not isinstance(start_time, (int, float)) or not np.isfinite(start_time):
-            raise ConfigError(f"start time must be ISO 8601 text, a datetime or unix seconds, got {start_time!r}")
-        return float(start_time), "given"
+        return to_unix_seconds(start_time, "start time", ConfigError), "given"
     if creation_time is not None:
         return creation_time, "container creation_time"
     return os.stat(video).st_mtime - (duration or 0.0), "file modification time - duration; pass --start-time"
@@ -151,20 +93,23 @@ def clamp_box(box: MotBox, height: int, width: int) -> tuple[int, int, int, int]
 
 
 def ingest_video(video: str | os.PathLike, tracks: Union[str, os.PathLike, MotTracks], *, encoder, gallery: Gallery,
-                 camera: str, start_time: StartTime = None, cfg: IngestCfg = IngestCfg(),
+                 camera: str, start_time: StartTime = None, cfg: IngestCfg = VIDEO_DEFAULTS,
                  progress: Optional[Callable[[int, Optional[int]], None]] = None) -> IngestReport:
     """Turn a video and its MOTChallenge tracks into committed gallery tracklets.
 
     Args:
         video: the video file (anything FFmpeg reads).
         tracks: the tracker output for this video (``frame,id,x,y,w,h,conf,...``, frames 1-based), or its
-            parsed :class:`~tvreid_sdk.mot.MotTracks`.
+            parsed :class:`~tvreid_sdk.ingest.mot.MotTracks`.
         encoder: a :class:`~tvreid_sdk.Encoder`.
         gallery: a writable gallery of the encoder's model.
         camera: camera name stored with every tracklet.
-        start_time: absolute time of the first frame (ISO 8601 text, datetime or unix seconds); default: the
-            container's ``creation_time``, else the file's modification time minus the video's duration.
-        cfg: see :class:`IngestCfg`.
+        start_time: absolute time of the first frame (ISO 8601 text or a datetime, no offset = UTC, or Unix
+            seconds); default: the container's ``creation_time``, else the file's modification time minus the
+            video's duration.
+        cfg: see :class:`~tvreid_sdk.ingest.config.IngestCfg`; default :data:`~tvreid_sdk.ingest.config.VIDEO_DEFAULTS`
+            (idle 1 s, boxes of at least 32x16 pixels, tracklets of at least 3 boxes). To change one option keep
+            the others with ``dataclasses.replace(VIDEO_DEFAULTS, max_duration=5.0)``.
         progress: called as ``progress(frames_done, frames_total_or_None)`` while decoding.
 
     Returns:
@@ -185,7 +130,7 @@ def ingest_video(video: str | os.PathLike, tracks: Union[str, os.PathLike, MotTr
         pending = dict(mot.by_frame)  # frame number (1-based) -> boxes not yet cropped
         stop = mot.last_frame or 0  # nothing to crop after the last tracked frame
         total = min(stop, info.frame_count) if info.frame_count else (stop or None)
-        builder = TrackletBuilder(encoder, gallery, camera, cfg.stream_cfg(), source=str(Path(video)),
+        builder = TrackletBuilder(encoder, gallery, camera, cfg, source=str(Path(video)),
                                   time_origin=origin)
         try:
             for frame in reader.frames(stop=stop):
@@ -210,7 +155,7 @@ def _crop_and_push(builder: TrackletBuilder, report: IngestReport, box: MotBox, 
     if y1 <= y0 or x1 <= x0:
         report.boxes_outside += 1
         return
-    if y1 - y0 < cfg.min_box_height or x1 - x0 < cfg.min_box_width:
+    if y1 - y0 < cfg.min_crop_height or x1 - x0 < cfg.min_crop_width:
         report.boxes_too_small += 1
         return
     if builder.push(box.track_id, ts, image[y0:y1, x0:x1]):  # [h,w,3] view; the builder copies what it keeps

@@ -1,18 +1,16 @@
-"""Indexing tracklets into a gallery: resumable, batched, with a bad-frame policy and thumbnails."""
+"""Indexing folders of tracklet frames into a gallery: resumable, batched, with a bad-frame policy and
+thumbnails."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-from PIL import Image
-
-from .errors import CorruptInputError, DatasetFormatError
-from .gallery import Gallery, TrackletRecord
+from ..errors import CorruptInputError, DatasetFormatError
+from ..gallery import Gallery, TrackletRecord
+from ..vision.thumbnail import make_thumbnail
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -24,13 +22,10 @@ def camera_label(camid: int) -> str:
 
 
 def sie_camera_index(manifest) -> dict[str, int]:
-    """``{camera label: SIE row}`` a tfclip bundle's training recorded (``manifest.export["tfclip"]
-    ["camera_index"]``); empty for bundles without a camera input or without a recorded index."""
-    info = manifest.export.get("tfclip", {})
-    if not info.get("camera_input"):
-        return {}
-    num = int(info.get("num_cameras", 0))
-    return {str(k): int(v) for k, v in (info.get("camera_index") or {}).items() if 0 <= int(v) < num}
+    """``{camera label: camera id}`` the bundle's training recorded (its family spec reads the typed
+    ``manifest.family_cfg``, e.g. a tfclip bundle's SIE rows); empty for bundles without a camera input or without
+    a recorded index."""
+    return manifest.spec.camera_index(manifest.family_cfg)
 
 
 @dataclasses.dataclass
@@ -51,15 +46,6 @@ class IndexReport:
             shown = "; ".join(f"{k}: {r}" for k, r in self.failed[:5])
             text += f", {len(self.failed)} skipped for bad frames ({shown})"
         return text
-
-
-def make_thumbnail(frame: np.ndarray, height: int = 96) -> bytes:
-    """A small JPEG of one ``uint8 [H,W,3]`` frame, for contact sheets."""
-    img = Image.fromarray(frame)
-    width = max(1, round(img.width * height / img.height))
-    buf = io.BytesIO()
-    img.resize((width, height), Image.BILINEAR).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
 
 
 def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None) -> list[TrackletRecord]:

@@ -1,6 +1,8 @@
 """Matchers (numpy reference, torch, onnxruntime) against a brute-force top-k."""
 from __future__ import annotations
 
+import importlib.util
+import subprocess
 import sys
 import tracemalloc
 
@@ -11,7 +13,8 @@ from hypothesis import strategies as st
 
 from _gallery_reference import assert_valid_topk, brute_force_topk, unit_rows
 from tvreid_sdk.errors import BackendUnavailableError, GalleryError
-from tvreid_sdk.gallery.matcher import MATCHERS, block_topk, merge_topk, topk_cosine
+from tvreid_sdk.gallery.matchers import MATCHERS, topk_cosine
+from tvreid_sdk.gallery.matchers.base import block_topk, merge_topk
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 64, 300, 10_000])
@@ -195,7 +198,7 @@ def test_torch_matcher_without_torch_is_backend_unavailable(monkeypatch):
 
 def test_onnx_graph_is_matmul_plus_topk():
     onnx = pytest.importorskip("onnx")
-    from tvreid_sdk.gallery.matcher_ort import build_topk_graph
+    from tvreid_sdk.gallery.matchers.onnxruntime import build_topk_graph
 
     for fp16 in (False, True):
         model = onnx.load_from_string(build_topk_graph(fp16))
@@ -218,7 +221,7 @@ def test_gpu_matchers_agree_with_reference():
 
 def test_torch_step_and_merge_break_ties_by_lower_index():
     torch = pytest.importorskip("torch")
-    from tvreid_sdk.gallery.matcher_torch import ordered_topk, step_topk
+    from tvreid_sdk.gallery.matchers.torch import ordered_topk, step_topk
 
     scores = torch.tensor([[0.5, 0.9, 0.9, 0.9, 0.1] * 20, [0.2] * 100])  # torch.topk alone returns any tied column
     vals, cols = step_topk(scores, 3)
@@ -245,7 +248,7 @@ def test_torch_matcher_returns_the_lowest_rows_among_exact_ties(chunk):
 
 def test_torch_matcher_steps_grow_to_the_score_budget_on_a_gpu():
     torch = pytest.importorskip("torch")
-    from tvreid_sdk.gallery import matcher_torch
+    from tvreid_sdk.gallery.matchers import torch as matcher_torch
 
     matcher = MATCHERS.get("torch")(unit_rows(np.random.default_rng(0), 3000, 8), chunk_rows=100, device="cpu")
     assert matcher.rows_per_step(1) == 100  # the CPU keeps the requested chunk
@@ -253,3 +256,29 @@ def test_torch_matcher_steps_grow_to_the_score_budget_on_a_gpu():
     assert matcher.rows_per_step(1) == 3000  # one query: the whole gallery in one step
     budget_rows = matcher_torch.SCORE_BUDGET_BYTES // (4 * 100_000)
     assert matcher.rows_per_step(100_000) == max(100, min(3000, budget_rows))
+
+
+def test_matchers_trust_unit_queries_and_only_topk_cosine_normalises():
+    """Queries are normalised once, by Gallery.search / topk_cosine; Matcher.topk scores the rows it is given."""
+    rng = np.random.default_rng(9)
+    gallery = unit_rows(rng, 50, 8)
+    queries = unit_rows(rng, 2, 8)
+    names = ["numpy"] + [n for n, mod in (("torch", "torch"), ("onnxruntime", "onnx"))
+                         if importlib.util.find_spec(mod) is not None]
+    ref_s, ref_i = topk_cosine(3 * queries, gallery, 5)  # public entry point: normalised here
+    for name in names:
+        options = {} if name == "numpy" else {"device": "cpu"}
+        matcher = MATCHERS.get(name)(gallery, chunk_rows=16, **options)
+        scores, idx = matcher.topk(3 * queries, 5)  # not normalised again: scores scale with the query
+        np.testing.assert_array_equal(idx, ref_i)
+        np.testing.assert_allclose(scores, 3 * ref_s, atol=1e-5)
+        with pytest.raises(GalleryError, match=r"shape \[Q,8\] unit rows"):
+            matcher.topk(queries[0], 5)  # [D]: the caller must pass [Q,D] (Gallery.search does)
+
+
+def test_importing_the_matchers_registers_all_without_heavy_imports():
+    code = ("import sys, tvreid_sdk.gallery.matchers as m; "
+            "print(m.MATCHERS.names(), [x for x in ('torch', 'onnx', 'onnxruntime') if x in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("] [")[0] + "]" == "['numpy', 'onnxruntime', 'torch']"
+    assert out.stdout.strip().endswith("[]")

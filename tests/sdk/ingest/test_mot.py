@@ -2,7 +2,7 @@
 import pytest
 
 from tvreid_sdk.errors import DatasetFormatError
-from tvreid_sdk.mot import MotBox, parse_line, parse_mot, read_mot, write_mot
+from tvreid_sdk.ingest.mot import MotBox, parse_line, parse_mot, read_mot, write_mot
 
 
 def test_parses_comma_and_whitespace_rows_with_optional_columns():

@@ -3,7 +3,8 @@
 This is the torch-free GPU path: with onnxruntime-gpu the chunks are uploaded once as device OrtValues
 and bound as the graph's ``gallery`` input. On CPU it is mainly a check that the graph agrees with the
 numpy matcher. The graph is built with the ``onnx`` helper API, so ``onnx`` must be importable; it is
-not a core dependency and a missing one raises BackendUnavailableError.
+not a core dependency and a missing one raises BackendUnavailableError when the matcher is built (importing
+this module imports neither ``onnx`` nor ``onnxruntime``).
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, GalleryError
-from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, chunk_to_gallery, empty_topk,
-                      masked_chunks, merge_topk, normalize_queries)
+from ...errors import BackendUnavailableError, GalleryError
+from .base import (DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, as_unit_queries, check_k, check_mask, chunk_to_gallery,
+                   empty_topk, masked_chunks, merge_topk)
 
 OPSET = 17
 IR_VERSION = 8  # old enough for every onnxruntime >= 1.14
@@ -66,6 +67,7 @@ def build_topk_graph(gallery_float16: bool) -> bytes:
     return model.SerializeToString()
 
 
+@MATCHERS.register("onnxruntime")
 class OrtMatcher(Matcher):
     """Exact top-k with onnxruntime.
 
@@ -118,7 +120,7 @@ class OrtMatcher(Matcher):
         return values.astype(np.float32), indices.astype(np.int64)
 
     def topk(self, queries: np.ndarray, k: int, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-        q = normalize_queries(queries, self.dim)  # [Q,D]
+        q = as_unit_queries(queries, self.dim)  # [Q,D] unit rows (the caller normalised them)
         k = check_k(k)
         mask = check_mask(mask, self.n_rows)
         best_s, best_i = empty_topk(q.shape[0])

@@ -1,6 +1,6 @@
 """Torch matcher: the gallery lives on the device (fp16 on CUDA), scored with mm + topk per step, merged on the device.
 
-torch is imported when the matcher is built, never when this package is imported.
+torch is imported when the matcher is built, never when this module is imported (so registering it is free).
 """
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, GalleryError
-from .matcher import (DEFAULT_CHUNK_ROWS, Matcher, check_k, check_mask, empty_topk, masked_chunks,
-                      normalize_queries)
+from ...errors import BackendUnavailableError, GalleryError
+from .base import (DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, as_unit_queries, check_k, check_mask, empty_topk,
+                   masked_chunks)
 
 
 def _import_torch():
@@ -26,6 +26,7 @@ def _import_torch():
 SCORE_BUDGET_BYTES = 256 * 2**20  # score block per step on a GPU: [Q, rows] values
 
 
+@MATCHERS.register("torch")
 class TorchMatcher(Matcher):
     """Exact top-k with torch; one device-to-host transfer per search.
 
@@ -70,7 +71,7 @@ class TorchMatcher(Matcher):
 
     def topk(self, queries: np.ndarray, k: int, mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
-        q = normalize_queries(queries, self.dim)  # [Q,D]
+        q = as_unit_queries(queries, self.dim)  # [Q,D] unit rows (the caller normalised them)
         k = check_k(k)
         mask = check_mask(mask, self.n_rows)
         if self.chunk_rows < 1:

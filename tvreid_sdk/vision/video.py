@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .errors import BackendUnavailableError, CorruptInputError
+from ..errors import BackendUnavailableError, CorruptInputError
 
 MAX_FRAME_PIXELS = 8192 * 8192  # refuse absurd frame sizes before allocating them
 MAX_EXAMPLES = 5

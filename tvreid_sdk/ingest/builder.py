@@ -33,18 +33,17 @@ import weakref
 from typing import Callable, Hashable, Optional, Union
 
 import numpy as np
-from PIL import Image
 
-from .errors import ConfigError, CorruptInputError, GalleryModelMismatchError, TvreidError
-from .gallery import Gallery, TrackletRecord
-from .indexing import make_thumbnail
-from .stream_cfg import BackPressureError, StreamCfg, StreamStats, TimeLike, default_key, to_seconds
-from .vision.decode import validate_array
-from .vision.preprocess import resize_frame
+from ..errors import ConfigError, CorruptInputError, GalleryModelMismatchError, TvreidError
+from ..gallery import Gallery, TrackletRecord
+from ..timeutil import TimeLike, to_unix_seconds
+from ..vision.decode import validate_array
+from ..vision.preprocess import resize_frame
+from ..vision.thumbnail import THUMB_HEIGHT, make_thumbnail, thumbnail_source
+from .config import BackPressureError, StreamCfg, StreamStats, default_key
 
-__all__ = ["TrackletBuilder", "StreamCfg", "StreamStats", "BackPressureError", "default_key", "to_seconds"]
+__all__ = ["TrackletBuilder", "StreamCfg", "StreamStats", "BackPressureError", "default_key"]
 
-THUMB_HEIGHT = 96
 _STOP = object()  # queue item that ends the worker
 _PUSH_TIMEOUT = object()  # "use cfg.push_timeout"
 
@@ -61,16 +60,6 @@ class _Segment:
     frames: list = dataclasses.field(default_factory=list)  # resized uint8 [H,W,3]
     thumb: Optional[np.ndarray] = None  # uint8 [<=96, <=384, 3] from the largest crop
     thumb_area: int = 0
-
-
-def _thumb_source(crop: np.ndarray) -> np.ndarray:
-    """A copy of ``crop`` scaled to at most THUMB_HEIGHT rows (and 4x as many columns)."""
-    h, w = crop.shape[:2]
-    scale = min(1.0, THUMB_HEIGHT / h, 4 * THUMB_HEIGHT / w)
-    if scale >= 1.0:
-        return crop.copy()
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.BILINEAR))
 
 
 class TrackletBuilder:
@@ -114,7 +103,8 @@ class TrackletBuilder:
                               f"tracklet; raise it to at least {t + t % 2}")
         self.encoder, self.gallery, self.camera, self.cfg = encoder, gallery, camera, cfg
         self.source, self.key_fn, self.on_bad_input, self.on_commit = source, key_fn, on_bad_input, on_commit
-        self.time_origin = None if time_origin is None else to_seconds(time_origin, "time_origin")
+        self.time_origin = None if time_origin is None else to_unix_seconds(time_origin, "time_origin",
+                                                                              CorruptInputError)
         self._preprocess = encoder.manifest.preprocess
         self._open: "collections.OrderedDict[Hashable, _Segment]" = collections.OrderedDict()  # LRU first
         self._now = -math.inf
@@ -163,20 +153,21 @@ class TrackletBuilder:
         return False
 
     def push(self, track_id: Hashable, timestamp: TimeLike, crop: np.ndarray) -> bool:
-        """Add one crop of ``track_id`` seen at ``timestamp`` (unix seconds or datetime).
+        """Add one crop of ``track_id`` seen at ``timestamp`` (Unix seconds, a datetime (naive = UTC) or ISO 8601
+        text: :func:`~tvreid_sdk.timeutil.to_unix_seconds`).
 
         Returns:
             True when the crop was accepted, False when it was skipped (too small, or its timestamp does not
             come after the track's previous one) and counted in :attr:`stats`.
 
         Raises:
-            CorruptInputError: ``crop`` is not a uint8 [H,W,3] array, the timestamp is not a finite time, or
-                (``on_bad_input="fail"``) a crop that would be skipped.
+            CorruptInputError: ``crop`` is not a uint8 [H,W,3] array, the timestamp is not a usable time (not
+                finite, before 1973), or (``on_bad_input="fail"``) a crop that would be skipped.
             BackPressureError: the encoder queue stayed full for ``push_timeout`` seconds; nothing changed.
             The worker's error (e.g. GalleryError) when committing failed.
         """
         validate_array(crop)
-        ts = to_seconds(timestamp)
+        ts = to_unix_seconds(timestamp, "timestamp", CorruptInputError)
         with self._lock:
             self._check_alive()
             h, w = crop.shape[:2]
@@ -223,13 +214,13 @@ class TrackletBuilder:
                 seg.frames.append(frame.copy() if frame is crop else frame)  # never a view into the caller's frame
             area = crop.shape[0] * crop.shape[1]
             if self.cfg.thumbnails and area > seg.thumb_area:
-                seg.thumb, seg.thumb_area = _thumb_source(crop), area
+                seg.thumb, seg.thumb_area = thumbnail_source(crop), area
         seg.count += 1
 
     def advance(self, timestamp: TimeLike) -> None:
         """Tell the builder that stream time reached ``timestamp`` (call once per frame, with or without
         detections): segments idle for longer than ``idle_timeout`` close."""
-        ts = to_seconds(timestamp)
+        ts = to_unix_seconds(timestamp, "timestamp", CorruptInputError)
         with self._lock:
             self._check_alive()
             self._advance_locked(ts)

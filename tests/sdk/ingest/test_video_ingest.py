@@ -3,6 +3,8 @@
 The bundle is the random-weight tiny-test model exported once per session (its embeddings are compared with
 ``Encoder.encode_tracklets`` on crops the test cuts itself, so weights need not be trained).
 """
+import dataclasses
+import inspect
 import io
 from fractions import Fraction
 from pathlib import Path
@@ -14,13 +16,12 @@ from PIL import Image
 
 from tvreid_sdk import Encoder, Gallery
 from tvreid_sdk.errors import ConfigError, CorruptInputError, DatasetFormatError
-from tvreid_sdk.ingest import IngestCfg, ingest_video
-from tvreid_sdk.stream import default_key
-from tvreid_sdk.video import VideoReader
+from tvreid_sdk.ingest import VIDEO_DEFAULTS, IngestCfg, StreamCfg, default_key, ingest_video
+from tvreid_sdk.vision.video import VideoReader
 from training.synth.video import render_scene_video
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
-CFG = IngestCfg(segment_seconds=1.5, idle_seconds=1.0, min_frames=1, batch_size=4)
+CFG = dataclasses.replace(VIDEO_DEFAULTS, max_duration=1.5, min_frames=1, batch_size=4)  # boxes >= 32x16, idle 1 s
 
 
 
@@ -46,7 +47,7 @@ def new_gallery(path, encoder):
     return Gallery.create(path, model_id=encoder.model_id, embed_dim=encoder.embed_dim)
 
 
-def expected_segments(clip, boxes=None, seconds=CFG.segment_seconds, min_h=32, min_w=16):
+def expected_segments(clip, boxes=None, seconds=CFG.max_duration, min_h=32, min_w=16):
     """{key: (start, end, [(frame, (y0, y1, x0, x1)), ...])} worked out from the ground-truth boxes."""
     height, width = clip.size
     tracks = {}
@@ -160,7 +161,7 @@ def test_corrupt_frames_are_skipped_or_fail_keeping_what_was_committed(tmp_path,
         assert (report.decode.corrupt, report.decode.decoded) == (1, clip.num_frames - 1)
         assert report.boxes_without_frame == boxes_on_41 >= 2
         assert "1 corrupt" in report.summary() and report.added >= len(expected_segments(clip)) - 1
-    strict = IngestCfg(segment_seconds=1.5, min_frames=1, batch_size=1, on_bad_frame="fail")
+    strict = dataclasses.replace(CFG, batch_size=1, on_bad_frame="fail")
     with new_gallery(tmp_path / "g2", encoder) as gallery:
         with pytest.raises(CorruptInputError, match=r"frame at index 40 \(0-based\) cannot be decoded") as info:
             ingest_video(bad, clip.tracks, encoder=encoder, gallery=gallery, camera="cam1", cfg=strict, start_time=T0)
@@ -208,13 +209,31 @@ def test_timestamps_going_backwards_skip_frames(tmp_path, encoder, clip, frames)
     assert "with timestamps going backwards" in report.summary()
 
 
+def test_one_config_the_stream_fields_and_defaults_plus_the_video_options():
+    shared = {f.name for f in dataclasses.fields(StreamCfg)}
+    assert shared < {f.name for f in dataclasses.fields(IngestCfg)}
+    assert {f.name for f in dataclasses.fields(IngestCfg)} - shared == {"min_conf", "on_bad_frame"}
+    stream, ingest = StreamCfg(), IngestCfg()
+    assert isinstance(ingest, StreamCfg)
+    assert {n: getattr(ingest, n) for n in shared - {"push_timeout"}} == {n: getattr(stream, n) for n in shared
+                                                                          if n != "push_timeout"}
+    assert (stream.push_timeout, ingest.push_timeout) == (30.0, None)  # a file waits for the encoder
+    # the video path's own defaults, as ingest_video and `tvreid ingest` had them
+    video = VIDEO_DEFAULTS
+    assert (video.idle_timeout, video.min_crop_height, video.min_crop_width, video.min_frames, video.max_duration,
+            video.batch_size, video.push_timeout) == (1.0, 32, 16, 3, 10.0, 16, None)
+    assert inspect.signature(ingest_video).parameters["cfg"].default is VIDEO_DEFAULTS
+
+
 def test_options_are_checked_with_their_own_names():
-    with pytest.raises(ConfigError, match="IngestCfg.segment_seconds must be seconds > 0"):
-        IngestCfg(segment_seconds=0)
-    with pytest.raises(ConfigError, match="IngestCfg.min_box_height must be an integer >= 1"):
-        IngestCfg(min_box_height=0)
+    with pytest.raises(ConfigError, match="IngestCfg.max_duration must be seconds > 0"):
+        IngestCfg(max_duration=0)
+    with pytest.raises(ConfigError, match="IngestCfg.min_crop_height must be an integer >= 1"):
+        IngestCfg(min_crop_height=0)
     with pytest.raises(ConfigError, match="on_bad_frame must be one of"):
         IngestCfg(on_bad_frame="ignore")
+    with pytest.raises(ConfigError, match="IngestCfg.min_conf must be a finite number"):
+        IngestCfg(min_conf=float("nan"))
 
 
 def test_a_truncated_stream_is_reported(tmp_path, frames, clip):

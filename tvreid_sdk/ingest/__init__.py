@@ -1,0 +1,24 @@
+"""Feeding the gallery: tracked crops, tracker files, videos and frame folders in, committed tracklets out.
+
+- :mod:`.builder` — :class:`TrackletBuilder`, the streaming core: ``(track_id, timestamp, crop)`` in, segmented,
+  encoded and committed tracklets out, with bounded memory and back-pressure.
+- :mod:`.config` — :class:`StreamCfg` (the builder's limits), :class:`IngestCfg` (StreamCfg + video-file options,
+  same names) and :data:`VIDEO_DEFAULTS`.
+- :mod:`.mot` — MOTChallenge tracker files.
+- :mod:`.video_ingest` — :func:`ingest_video`: a video + its tracker output through a TrackletBuilder.
+- :mod:`.folders` — :func:`index_records`: folders of tracklet frames (MARS-style datasets) into a gallery.
+
+Importing this package loads numpy and Pillow only (PyAV when a video is opened; never torch).
+"""
+from .builder import TrackletBuilder
+from .config import VIDEO_DEFAULTS, BackPressureError, IngestCfg, StreamCfg, StreamStats, default_key
+from .folders import IndexReport, camera_label, discover_tracklet_folders, index_records, sie_camera_index
+from .mot import MotBox, MotReport, MotTracks, parse_mot, read_mot, write_mot
+from .video_ingest import IngestReport, ingest_video
+
+__all__ = [
+    "TrackletBuilder", "StreamCfg", "IngestCfg", "VIDEO_DEFAULTS", "StreamStats", "BackPressureError", "default_key",
+    "IndexReport", "camera_label", "discover_tracklet_folders", "index_records", "sie_camera_index",
+    "MotBox", "MotReport", "MotTracks", "parse_mot", "read_mot", "write_mot",
+    "IngestReport", "ingest_video",
+]
