@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from .source_opts import conflict_failure, on_conflict_option, source_name_option
+
 
 class _FrameProgress:
     """Adapts ``progress(done, total)`` calls to a click progress bar on stderr (created on the first call)."""
@@ -57,14 +59,19 @@ class _FrameProgress:
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--on-bad-frame", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
               help="skip: count undecodable video frames and go on; fail: stop at the first.")
+@source_name_option
+@on_conflict_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, backend, segment_seconds, idle_seconds,
-           min_box, min_frames, min_conf, batch_size, on_bad_frame, as_json, no_progress) -> None:
-    """Crop the tracked people of VIDEO, encode them and add them to a gallery (re-running resumes)."""
+           min_box, min_frames, min_conf, batch_size, on_bad_frame, source_name, on_conflict, as_json,
+           no_progress) -> None:
+    """Crop the tracked people of VIDEO, encode them and add them to a gallery (re-running resumes).
+
+    Keys are CAMERA/SEGMENT-START/SOURCE-NAME/TRACK-ID, so videos whose tracker files reuse track ids never collide.
+    """
     from tvreid_sdk import Encoder, Gallery, demo_paths
-    from tvreid_sdk.errors import ConfigError
-    from tvreid_sdk.gallery.store import GALLERY_DB
+    from tvreid_sdk.errors import ConfigError, GalleryConflictError
     from tvreid_sdk.ingest import VIDEO_DEFAULTS, ingest_video, read_mot
     from tvreid_sdk.vision.video import probe_video
 
@@ -82,14 +89,15 @@ def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, ba
     probe_video(video)
     encoder = Encoder.from_bundle(bundle_path or demo_paths().bundle, backend=backend)
     gpath = Path(gallery_path)
-    gallery = Gallery.open(gpath, model_id=encoder.model_id) if (gpath / GALLERY_DB).exists() else \
-        Gallery.create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim)
+    gallery = Gallery.open_or_create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim)
     bar = _FrameProgress(enabled=not (no_progress or as_json))
     with gallery:
         before = len(gallery)
         try:
             report = ingest_video(video, tracks, encoder=encoder, gallery=gallery, camera=camera, start_time=start,
-                                  cfg=cfg, progress=bar)
+                                  cfg=cfg, progress=bar, source_name=source_name, on_conflict=on_conflict or "error")
+        except GalleryConflictError as exc:
+            raise ConfigError(conflict_failure(exc)) from None
         except KeyboardInterrupt:
             bar.close()
             click.echo(f"interrupted: {len(gallery) - before} tracklet(s) committed so far; run the same command "

@@ -60,16 +60,17 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
         model_id = encoder.model_id
     with Gallery.open(gallery_path, model_id=model_id, readonly=True) as gallery:
         if like_key is not None:
-            hits = gallery.similar(like_key, k, **filters)  # the example itself is left out
+            hits = gallery.similar(gallery.resolve_key(like_key), k, **filters)  # the example itself is left out
         else:
             query = encoder.encode_images([image_path]) if image_path is not None else encoder.encode_text([text])
             hits = gallery.search(query, k, **filters)[0]
-        rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "camera": h.camera,
-                 "start": format_time(h.start_time), "end": format_time(h.end_time),
+        stored = [gallery.get(h.key).record for h in hits]  # k rows: the dataset id and description
+        rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "native_id": rec.native_id,
+                 "camera": h.camera, "start": format_time(h.start_time), "end": format_time(h.end_time),
                  "duration_s": None if h.start_time is None or h.end_time is None
                  else round(h.end_time - h.start_time, 2),
-                 "person_id": h.person_id}
-                for i, h in enumerate(hits)]
+                 "person_id": h.person_id, "caption": rec.caption}
+                for i, (h, rec) in enumerate(zip(hits, stored))]
         if html_path:
             from .contact_sheet import write_contact_sheet
 

@@ -48,7 +48,8 @@ def test_index_reads_a_cuhk_pedes_root_and_match_finds_an_example_image(run_cli,
     assert f"added {len(test_images)} tracklet(s)" in result.output
     with Gallery.open(gallery_dir) as gallery:
         assert len(gallery) == len(test_images) and gallery.embed_dim == 192
-        entry = gallery.get(test_images[0]["file_path"])
+        entry = gallery.get(f"{pedes_root.name}/{test_images[0]['file_path']}")
+        assert entry.record.native_id == test_images[0]["file_path"]
         assert entry.record.camera == "unknown" and entry.record.person_id == str(test_images[0]["id"])
         assert entry.record.caption == test_images[0]["captions"][0]
     probe = test_images[3]
@@ -56,7 +57,8 @@ def test_index_reads_a_cuhk_pedes_root_and_match_finds_an_example_image(run_cli,
                              "--gallery", gallery_dir, "-k", 3, "--json").output)
     assert out["query_image"].endswith(probe["file_path"]) and "query" not in out
     top = out["results"][0]
-    assert top["tracklet"] == probe["file_path"] and top["score"] == pytest.approx(1, abs=1e-3)
+    assert top["tracklet"] == f"{pedes_root.name}/{probe['file_path']}" and top["native_id"] == probe["file_path"]
+    assert top["score"] == pytest.approx(1, abs=1e-3)
     text = json.loads(run_cli("match", probe["captions"][0], "--bundle", cffa_bundle, "--gallery", gallery_dir,
                               "-k", 5, "--json").output)["results"]
     scores = [r["score"] for r in text]

@@ -29,8 +29,8 @@ def test_index_feeds_the_training_camera_of_each_tracklet(run_cli, tmp_path):
         assert enc.manifest.export["tfclip"]["camera_index"] == index and index
         keys = gallery.keys()
         entries = [gallery.get(k) for k in keys]
-        frames = [list(tracklets[k].frames) for k in keys]
-        cams = [tracklets[k].camid for k in keys]
+        frames = [list(tracklets[e.record.native_id].frames) for e in entries]
+        cams = [tracklets[e.record.native_id].camid for e in entries]
         assert [e.record.camera for e in entries] == [f"C{c + 1}" for c in cams]
         stored = np.stack([e.embedding for e in entries])
         np.testing.assert_allclose(stored, enc.encode_tracklets(frames, cameras=cams), atol=1e-5)

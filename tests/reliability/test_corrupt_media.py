@@ -169,8 +169,9 @@ def index(run_cli, root, bundle, gallery, policy):
 
 
 def stored(gallery: Path) -> dict[str, np.ndarray]:
+    """{native id: embedding} (keys are SOURCE/ID; the tracklet folders' own names are the native ids)."""
     with Gallery.open(gallery, readonly=True) as g:
-        return {k: g.get(k).embedding for k in g.keys()}
+        return {g.get(k).record.native_id: g.get(k).embedding for k in g.keys()}
 
 
 def test_index_fail_policy_exits_2_naming_the_file_and_keeps_only_committed_batches(run_cli, tiny_bundle,
@@ -209,7 +210,7 @@ def test_index_skip_policy_indexes_good_frames_and_reports_the_bad_tracklet(run_
     out = result.stdout
     assert "added 2 tracklet(s), 2 already in the gallery" in out, out
     assert f"1 unreadable frame(s) left out: {bad} (frame 3)" in out, out
-    assert "1 skipped for bad frames (t5:" in out, out
+    assert f"1 skipped for bad frames ({root.name}/t5:" in out, out
     rows = stored(gallery)
     assert sorted(rows) == ["t1", "t2", "t3", "t4"]
     t3_good = sorted(p for p in (root / "t3").iterdir() if p != bad)

@@ -217,6 +217,20 @@ class Gallery:
         """
         return self._store.source_name(canonical_location(source), requested)
 
+    def resolve_key(self, name: str) -> str:
+        """The key of ``name``: itself when stored, else the one tracklet whose dataset id (``native_id``) it is
+        (``0014C5T0004`` → ``synth/0014C5T0004``). GalleryError when there is none, or several (it lists them)."""
+        if self.has(name) or self._store.meta.schema_version < 2:
+            return name
+        rows = self._store.fetch_all("SELECT key FROM tracklet WHERE native_id = ? ORDER BY id LIMIT 6", (name,))
+        if len(rows) == 1:
+            return str(rows[0][0])
+        if rows:
+            shown = ", ".join(repr(r[0]) for r in rows[:5])
+            raise GalleryError(f"{name!r} is the dataset id of several tracklets ({shown}); give the full key")
+        raise GalleryError(f"no tracklet with key {name!r} (nor with that dataset id) in gallery {self.path}; list keys with "
+                           "`tvreid gallery info` or Gallery.keys()")
+
     def count_without_fingerprint(self) -> int:
         """Stored tracklets with no fingerprint (indexed before fingerprints existed): their key is trusted."""
         if self._store.meta.schema_version < 2:

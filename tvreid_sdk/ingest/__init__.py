@@ -7,6 +7,8 @@
 - :mod:`.mot` — MOTChallenge tracker files.
 - :mod:`.video_ingest` — :func:`ingest_video`: a video + its tracker output through a TrackletBuilder.
 - :mod:`.folders` — :func:`index_records`: folders of tracklet frames (MARS-style datasets) into a gallery.
+- :mod:`.sources` — keys that identify a tracklet across sources (source namespace + native id), fingerprints,
+  and what a re-run may skip.
 
 Importing this package loads numpy and Pillow only (PyAV when a video is opened; never torch).
 """
@@ -14,11 +16,12 @@ from .builder import TrackletBuilder
 from .config import VIDEO_DEFAULTS, BackPressureError, IngestCfg, StreamCfg, StreamStats, default_key
 from .folders import IndexReport, camera_label, discover_tracklet_folders, index_records, sie_camera_index
 from .mot import MotBox, MotReport, MotTracks, parse_mot, read_mot, write_mot
+from .sources import ResumePlan, VideoIdentity, identify_records, plan_resume
 from .video_ingest import IngestReport, ingest_video
 
 __all__ = [
     "TrackletBuilder", "StreamCfg", "IngestCfg", "VIDEO_DEFAULTS", "StreamStats", "BackPressureError", "default_key",
     "IndexReport", "camera_label", "discover_tracklet_folders", "index_records", "sie_camera_index",
     "MotBox", "MotReport", "MotTracks", "parse_mot", "read_mot", "write_mot",
-    "IngestReport", "ingest_video",
+    "IngestReport", "ingest_video", "identify_records", "plan_resume", "ResumePlan", "VideoIdentity",
 ]

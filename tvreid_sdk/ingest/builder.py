@@ -73,6 +73,11 @@ class TrackletBuilder:
         source: stored as each tracklet's ``source`` (e.g. the stream URL or video file).
         time_origin: when given, ``source`` gets a media fragment ``#t=START,END`` in seconds since this time.
         key_fn: ``(camera, track_id, start_seconds) -> key``; default :func:`default_key`.
+        identity: gives keys, native ids and fingerprints instead of ``key_fn`` (e.g.
+            :class:`~tvreid_sdk.ingest.sources.VideoIdentity`, which puts the source's name in the key), and decides
+            what a re-run skips: only segments stored with the same fingerprint.
+        on_conflict: a segment's key already stored for another tracklet: ``error`` (the commit fails, nothing is
+            overwritten), ``skip`` or ``replace`` (see :meth:`~tvreid_sdk.Gallery.add`).
         on_bad_input: ``skip`` counts too-small crops and timestamps going backwards; ``fail`` raises
             CorruptInputError for them.
         on_commit: called from the worker thread with the records of each committed batch.
@@ -87,7 +92,8 @@ class TrackletBuilder:
 
     def __init__(self, encoder, gallery: Gallery, camera: str, cfg: StreamCfg = StreamCfg(), *, source: str = "",
                  time_origin: Optional[TimeLike] = None, key_fn: Callable[[str, Hashable, float], str] = default_key,
-                 on_bad_input: str = "skip", on_commit: Optional[Callable[[list[TrackletRecord]], None]] = None):
+                 on_bad_input: str = "skip", on_commit: Optional[Callable[[list[TrackletRecord]], None]] = None,
+                 identity=None, on_conflict: str = "error"):
         if not isinstance(camera, str) or not camera:
             raise ConfigError(f"camera must be a non-empty name, got {camera!r}")
         if on_bad_input not in ("skip", "fail"):
@@ -103,6 +109,7 @@ class TrackletBuilder:
                               f"tracklet; raise it to at least {t + t % 2}")
         self.encoder, self.gallery, self.camera, self.cfg = encoder, gallery, camera, cfg
         self.source, self.key_fn, self.on_bad_input, self.on_commit = source, key_fn, on_bad_input, on_commit
+        self.identity, self.on_conflict = identity, on_conflict
         self.time_origin = None if time_origin is None else to_unix_seconds(time_origin, "time_origin",
                                                                               CorruptInputError)
         self._preprocess = encoder.manifest.preprocess
@@ -196,8 +203,12 @@ class TrackletBuilder:
     def _start(self, track_id: Hashable, ts: float) -> _Segment:
         while len(self._open) >= self.cfg.max_open_tracks:
             self._close_locked(next(iter(self._open.values())), "evicted")
-        key = self.key_fn(self.camera, track_id, ts)
-        done = self.cfg.skip_existing and self.gallery.has(key)
+        if self.identity is not None:
+            key = self.identity.key(self.camera, track_id, ts)
+            done = self.cfg.skip_existing and self.identity.already_stored(self.gallery, self.camera, track_id, ts)
+        else:
+            key = self.key_fn(self.camera, track_id, ts)
+            done = self.cfg.skip_existing and self.gallery.has(key)
         seg = _Segment(track_id=track_id, key=key, start=ts, last=ts, done=done)
         self._open[track_id] = seg
         return seg
@@ -351,7 +362,8 @@ class TrackletBuilder:
             records = [self._record(seg) for seg in batch]
             clips = [self.encoder.prepare_tracklet(seg.frames) for seg in batch]  # each [T,H,W,3]
             emb = self.encoder.encode_prepared(clips)  # [N,D]
-            skipped = self.gallery.add(records, emb, skip_existing=True)  # another writer may have added some
+            skipped = self.gallery.add(records, emb, skip_existing=True,  # another writer may have added some
+                                       on_conflict=self.on_conflict)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller on its next call
             self._error = exc
             self._count("lost", len(batch))
@@ -371,8 +383,10 @@ class TrackletBuilder:
         if self.time_origin is not None:
             source += f"#t={seg.start - self.time_origin:.3f},{seg.last - self.time_origin:.3f}"
         thumb = make_thumbnail(seg.thumb, height=seg.thumb.shape[0]) if seg.thumb is not None else None
+        ident = {} if self.identity is None else {"native_id": self.identity.native_id(seg.track_id),
+                                                   "fingerprint": self.identity.fingerprint(seg.track_id, seg.start)}
         return TrackletRecord(key=seg.key, camera=self.camera, start_time=seg.start, end_time=seg.last,
-                              source=source, thumbnail=thumb)
+                              source=source, thumbnail=thumb, **ident)
 
 
 def _register_atexit(builder: TrackletBuilder):

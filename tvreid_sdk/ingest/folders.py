@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 from ..errors import CorruptInputError, DatasetFormatError
 from ..gallery import Gallery, TrackletRecord
 from ..vision.thumbnail import make_thumbnail
+from .sources import plan_resume, raise_conflicts
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -34,11 +35,17 @@ class IndexReport:
 
     added: int = 0
     skipped_existing: int = 0
+    conflicts_skipped: int = 0  # keys holding another tracklet, kept (on_conflict="skip")
+    replaced: int = 0  # keys holding another tracklet, overwritten (on_conflict="replace")
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (key, reason)
     skipped_frames: list = dataclasses.field(default_factory=list)  # SkippedFrame of kept tracklets
 
     def summary(self) -> str:
         text = f"added {self.added} tracklet(s), {self.skipped_existing} already in the gallery"
+        if self.replaced:
+            text += f", {self.replaced} replaced"
+        if self.conflicts_skipped:
+            text += f", {self.conflicts_skipped} conflicting key(s) left as stored"
         if self.skipped_frames:
             shown = ", ".join(f"{s.path} (frame {s.index})" for s in self.skipped_frames[:3])
             text += f"; {len(self.skipped_frames)} unreadable frame(s) left out: {shown}"
@@ -74,10 +81,17 @@ def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None
 
 def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], *, batch_size: int = 32,
                   on_bad_frame: str = "fail", thumbnails: bool = True,
-                  progress: Callable[[int], None] | None = None, known_cameras: bool = True) -> IndexReport:
+                  progress: Callable[[int], None] | None = None, known_cameras: bool = True,
+                  on_conflict: str = "error") -> IndexReport:
     """Encode and commit ``records`` (their ``frame_paths``) in batches, one transaction per batch.
 
-    Records whose key is already stored are skipped, so re-running after an interruption resumes.
+    What is already stored is decided first, from one bulk look-up (:func:`~tvreid_sdk.ingest.sources.plan_resume`):
+    a record whose key is stored with the same fingerprint (or either without one) is skipped, so re-running after
+    an interruption resumes; a key stored for another tracklet is a conflict, handled by ``on_conflict``: ``error``
+    raises :class:`~tvreid_sdk.errors.GalleryConflictError` before anything is encoded, ``skip`` keeps the stored
+    row, ``replace`` overwrites it. Give dataset records their source namespace and fingerprints first with
+    :func:`~tvreid_sdk.ingest.sources.identify_records`.
+
     With ``on_bad_frame="skip"``, a tracklet whose frames are all unreadable is reported and left out;
     with ``"fail"`` the first bad frame raises :class:`CorruptInputError` (earlier batches stay committed).
 
@@ -88,14 +102,18 @@ def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], 
     """
     camera_index = sie_camera_index(encoder.manifest) if known_cameras else {}
     report = IndexReport()
-    todo = []
-    for rec in records:
-        if gallery.has(rec.key):
-            report.skipped_existing += 1
-        else:
-            todo.append(rec)
+    plan = plan_resume(gallery, list(records))
+    if on_conflict == "error":
+        raise_conflicts(gallery, plan.conflicts)
+    report.skipped_existing = len(plan.stored)
+    todo = plan.todo
+    if on_conflict == "replace":
+        todo = todo + plan.conflict_records
+    else:
+        report.conflicts_skipped = len(plan.conflicts)
+    replacing = {r.key for r in plan.conflict_records} if on_conflict == "replace" else set()
     if progress:
-        progress(report.skipped_existing)
+        progress(report.skipped_existing + report.conflicts_skipped)
     for start in range(0, len(todo), batch_size):
         batch, clips = [], []
         for rec in todo[start:start + batch_size]:
@@ -115,8 +133,10 @@ def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], 
         if batch:
             cameras = [camera_index.get(rec.camera) for rec in batch] if camera_index else None  # None = unknown
             emb = encoder.encode_prepared(clips, cameras=cameras)
-            gallery.add(batch, emb)
-            report.added += len(batch)
+            skipped = set(gallery.add(batch, emb, skip_existing=True, on_conflict=on_conflict))  # racing writers
+            report.skipped_existing += len(skipped)
+            report.replaced += sum(1 for rec in batch if rec.key in replacing and rec.key not in skipped)
+            report.added += sum(1 for rec in batch if rec.key not in replacing and rec.key not in skipped)
         if progress:
             progress(len(todo[start:start + batch_size]))
     return report

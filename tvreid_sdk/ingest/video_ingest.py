@@ -28,6 +28,7 @@ from ..vision.video import DecodeReport, VideoReader
 from .builder import TrackletBuilder
 from .config import VIDEO_DEFAULTS, IngestCfg, StreamStats
 from .mot import MotBox, MotReport, MotTracks, read_mot
+from .sources import VideoIdentity
 
 StartTime = Optional[TimeLike]
 
@@ -94,7 +95,8 @@ def clamp_box(box: MotBox, height: int, width: int) -> tuple[int, int, int, int]
 
 def ingest_video(video: str | os.PathLike, tracks: Union[str, os.PathLike, MotTracks], *, encoder, gallery: Gallery,
                  camera: str, start_time: StartTime = None, cfg: IngestCfg = VIDEO_DEFAULTS,
-                 progress: Optional[Callable[[int, Optional[int]], None]] = None) -> IngestReport:
+                 progress: Optional[Callable[[int, Optional[int]], None]] = None, source_name: Optional[str] = None,
+                 on_conflict: str = "error") -> IngestReport:
     """Turn a video and its MOTChallenge tracks into committed gallery tracklets.
 
     Args:
@@ -111,6 +113,10 @@ def ingest_video(video: str | os.PathLike, tracks: Union[str, os.PathLike, MotTr
             (idle 1 s, boxes of at least 32x16 pixels, tracklets of at least 3 boxes). To change one option keep
             the others with ``dataclasses.replace(VIDEO_DEFAULTS, max_duration=5.0)``.
         progress: called as ``progress(frames_done, frames_total_or_None)`` while decoding.
+        source_name: the video's key namespace (default: registered per gallery from the file name, see
+            :mod:`~tvreid_sdk.ingest.sources`); keys are ``<camera>/<segment start>/<source>/<track id>``.
+        on_conflict: a key already stored for another tracklet: ``error`` (GalleryConflictError, nothing
+            overwritten), ``skip`` or ``replace``.
 
     Returns:
         :class:`IngestReport`.
@@ -130,8 +136,9 @@ def ingest_video(video: str | os.PathLike, tracks: Union[str, os.PathLike, MotTr
         pending = dict(mot.by_frame)  # frame number (1-based) -> boxes not yet cropped
         stop = mot.last_frame or 0  # nothing to crop after the last tracked frame
         total = min(stop, info.frame_count) if info.frame_count else (stop or None)
+        identity = VideoIdentity.register(gallery, video, encoder.manifest, source_name)
         builder = TrackletBuilder(encoder, gallery, camera, cfg, source=str(Path(video)),
-                                  time_origin=origin)
+                                  time_origin=origin, identity=identity, on_conflict=on_conflict)
         try:
             for frame in reader.frames(stop=stop):
                 ts = origin + frame.time

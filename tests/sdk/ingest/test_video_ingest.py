@@ -48,7 +48,9 @@ def new_gallery(path, encoder):
 
 
 def expected_segments(clip, boxes=None, seconds=CFG.max_duration, min_h=32, min_w=16):
-    """{key: (start, end, [(frame, (y0, y1, x0, x1)), ...])} worked out from the ground-truth boxes."""
+    """{key: (start, end, [(frame, (y0, y1, x0, x1)), ...])} worked out from the ground-truth boxes; keys carry the
+    video's source name (its file name, the first source of the gallery)."""
+    source = Path(clip.video).stem
     height, width = clip.size
     tracks = {}
     for b in boxes or clip.boxes:
@@ -63,7 +65,7 @@ def expected_segments(clip, boxes=None, seconds=CFG.max_duration, min_h=32, min_
             t = T0 + (frame - 1) / clip.fps
             if current is None or t - current[0] >= seconds - 1e-9:
                 current = [t, t, []]
-                segments[default_key("cam1", tid, t)] = current
+                segments[default_key("cam1", f"{source}/{tid}", t)] = current
             current[1] = t
             current[2].append((frame, box))
     return segments
