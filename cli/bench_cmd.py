@@ -39,31 +39,24 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def make_bench_bundle(arch_name: str, out: Path, device: str, progress=click.echo):
-    """Random-weight towers of ``arch_name`` exported to ``out`` (text + video graphs; fp16 and TensorRT engines
-    too when a GPU is present and TensorRT imports). Returns the loaded bundle."""
-    import torch
-
+    """Random-weight towers of ``arch_name`` (built by the SDK from the family's spec) exported to ``out`` (text +
+    video graphs as the family has them; fp16 and TensorRT engines too when a GPU is present and TensorRT imports).
+    Returns the loaded bundle."""
     from export.build import export_bundle
-    from tvreid_sdk.modeling.checkpoint import save_checkpoint
+    from tvreid_sdk.bench.bench_model import write_bench_checkpoint
     from tvreid_sdk.errors import BackendUnavailableError
-    from tvreid_sdk.modeling.arch import get_arch
-    from tvreid_sdk.modeling.clip import CFFATowers, CLIPTowers
 
     gpu = device.startswith("cuda")
-    torch.manual_seed(0)
-    arch = get_arch(arch_name)
-    # cffa: towers + FLFR heads, still images (T = 1) as trained; its vectors are arch.output_dim long (1536)
-    towers = CFFATowers(arch) if arch.family == "cffa" else CLIPTowers(arch)
-    num_frames = 1 if arch.family == "cffa" else 8 if arch_name.startswith("dmca") else 4
-    ckpt = save_checkpoint(towers.eval(), out.with_name(out.name + ".safetensors"), num_frames=num_frames)
+    ckpt = write_bench_checkpoint(arch_name, out.with_name(out.name + ".safetensors"))
     trt = gpu and bool(importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx"))
-    progress(f"exporting a random-weight {arch_name} bundle for the benchmark (fp16: {gpu}, TensorRT: {trt})")
-    kwargs = dict(roles=("text_encoder", "video_encoder"), fp16=gpu, progress=lambda m: progress("  " + m))
+    progress(f"exporting a random-weight {arch_name} bundle for the benchmark (T={ckpt.num_frames}, fp16: {gpu}, "
+             f"TensorRT: {trt})")
+    kwargs = dict(roles=ckpt.roles, fp16=gpu, progress=lambda m: progress("  " + m))
     try:
-        bundle, _ = export_bundle(ckpt, out, trt=trt, **kwargs)
+        bundle, _ = export_bundle(ckpt.path, out, trt=trt, **kwargs)
     except BackendUnavailableError as exc:
         progress(f"TensorRT engines not built ({exc}); exporting ONNX only")
-        bundle, _ = export_bundle(ckpt, out, trt=False, overwrite=True, **kwargs)
+        bundle, _ = export_bundle(ckpt.path, out, trt=False, overwrite=True, **kwargs)
     return bundle
 
 

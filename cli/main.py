@@ -15,15 +15,14 @@ def _fail(message: str) -> None:
 
 
 class _Group(click.Group):
-    """Turns every :class:`TvreidError`, registry miss and usage error into one clear line + exit 2."""
+    """Turns every :class:`TvreidError` (registry misses included: ``RegistryKeyError``) and usage error into one
+    clear line + exit 2. Anything else is a bug and keeps its traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TvreidError as exc:
             _fail(str(exc))
-        except KeyError as exc:  # registry misses carry a complete message
-            _fail(str(exc.args[0] if exc.args else exc))
         except click.UsageError as exc:
             command = f"tvreid {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "tvreid"
             _fail(f"{exc.format_message()} Run `{command} --help` for the options.")

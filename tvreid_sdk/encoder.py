@@ -60,25 +60,47 @@ class Encoder:
         """Identifier of the embedding space (galleries are bound to it)."""
         return self.manifest.model_id
 
-    def encode_text(self, texts: Sequence[str] | str, truncate: bool = True) -> np.ndarray:
-        """Queries → float32 ``[N,D]``, L2-normalised.
+    @property
+    def model_name(self) -> str:
+        """The bundle's name (or its architecture's), as messages show it."""
+        return self.manifest.name or self.manifest.arch.name
+
+    def encode_text(self, texts: Sequence[str] | str, truncate: bool = True, *, strict: bool = False,
+                    return_truncated: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Queries → float32 ``[N,D]``, L2-normalised (by the text encoder graph itself).
+
+        Args:
+            texts: one query or a list of queries.
+            truncate: cut queries longer than the model reads (True) or reject them with the tokenizer's message.
+            strict: reject a query that does not fit (the first one is named, with the model's token limit)
+                instead of silently encoding its first tokens.
+            return_truncated: also return which queries were cut: ``(vectors, bool [N])``.
+
+        Returns:
+            The vectors, or ``(vectors, truncated)`` with ``return_truncated``.
 
         Raises:
-            QueryRejectedError: empty text, too long with ``truncate=False``, or a bundle without a text encoder
-                (``tfclip``: video-to-video re-identification, which searches by example).
+            QueryRejectedError: empty text, too long with ``strict`` or ``truncate=False``, or a bundle whose family
+                has no text encoder (``tfclip``: video-to-video re-identification, which searches by example).
         """
-        if self.manifest.family == "tfclip":
-            raise QueryRejectedError(
-                f"bundle {self.manifest.name or self.manifest.arch.name!r} is a TF-CLIP video-to-video "
-                "re-identification model: it has no text encoder and searches by example. Pick a tracklet and "
-                "search with its embedding: `tvreid match --like TRACKLET_ID --gallery G`, or in Python "
-                "gallery.search(gallery.get(key).embedding) / gallery.search(encoder.encode_tracklets([frames]))")
+        spec = self.manifest.spec
+        if not spec.has_text:
+            raise QueryRejectedError(spec.text_rejection(self.model_name))
         if isinstance(texts, str):
             texts = [texts]
         if not len(texts):
             raise QueryRejectedError("no query text given; pass at least one description")
-        batch = self.tokenizer(list(texts), truncate=truncate)
-        return self.backend.encode_text_ids(batch.ids, batch.eot_index)
+        texts = list(texts)
+        batch = self.tokenizer(texts, truncate=truncate or strict)
+        if strict and batch.truncated.any():
+            row = int(np.flatnonzero(batch.truncated)[0])
+            text = texts[row] if len(texts[row]) <= 80 else texts[row][:77] + "..."
+            raise QueryRejectedError(
+                f"query #{row} {text!r} does not fit the model's {self.manifest.tokenizer.context_length}-token limit "
+                "(start/end markers included); shorten it, or call with strict=False to encode its first tokens "
+                "(return_truncated=True tells which queries were cut)")
+        vectors = self.backend.encode_text_ids(batch.ids, batch.eot_index)  # [N,D]
+        return (vectors, batch.truncated) if return_truncated else vectors  # flags: bool [N], per call
 
     def prepare_tracklet(self, tracklet: TrackletInput, *, on_bad_frame: str = "fail",
                          skipped: list | None = None) -> np.ndarray:
@@ -92,7 +114,7 @@ class Encoder:
                 ``skip`` drops undecodable frames (all bad still raises).
             skipped: when given, receives the :class:`~tvreid_sdk.vision.decode.SkippedFrame` of every dropped frame.
         """
-        items = list(tracklet) if not isinstance(tracklet, np.ndarray) else list(tracklet)
+        items = list(tracklet)  # paths, arrays, or the frames of one [L,H,W,3] array
         if not items:
             raise CorruptInputError("a tracklet has no frames; give at least one frame path or array")
         if all(isinstance(x, np.ndarray) for x in items):
@@ -125,10 +147,11 @@ class Encoder:
         """Checked int32 camera indices ``[N]`` (-1 = unknown), or None when no cameras were given."""
         if cameras is None:
             return None
-        num = int(self.manifest.export.get("tfclip", {}).get("num_cameras", 0))
+        num = self.manifest.spec.num_cameras(self.manifest.family_cfg)
         if num < 1:
-            raise ConfigError(f"bundle {self.manifest.arch.name!r} takes no camera input (only tfclip bundles trained "
-                              "with a camera embedding do); call without cameras=")
+            raise ConfigError(f"bundle {self.model_name!r} takes no camera input (only bundles whose video encoder "
+                              "was exported with one, e.g. tfclip trained with a camera embedding); call without "
+                              "cameras=")
         cams = list(cameras)
         if len(cams) != count:
             raise ConfigError(f"got {len(cams)} camera ids for {count} tracklets; give one per tracklet "
@@ -140,21 +163,17 @@ class Encoder:
                               "with; pass None for a camera it has not seen")
         return np.array([-1 if c is None else int(c) for c in cams], dtype=np.int32)
 
-    def _encode_video(self, frames: np.ndarray, cameras: np.ndarray | None) -> np.ndarray:
-        if cameras is None:
-            return self.backend.encode_video(frames)
-        return self.backend.encode_video(frames, cameras=cameras)
-
     def encode_prepared(self, clips: Sequence[np.ndarray],
                         cameras: Sequence[int | None] | None = None) -> np.ndarray:
         """Encode outputs of :meth:`prepare_tracklet` (``cameras``: see :meth:`encode_tracklets`): float32 ``[N,D]``,
         L2-normalised."""
         cams = self._camera_ids(cameras, len(clips))  # [N] or None
         if not self.sampler.returns_clips:
-            return self._encode_video(np.stack(clips), cams)  # [N,T,H,W,3] -> [N,D]
+            return self.backend.encode_video(np.stack(clips), cams)  # [N,T,H,W,3] -> [N,D]
         # dense: every clip is encoded, clip embeddings are averaged per tracklet and renormalised.
         counts = [c.shape[0] for c in clips]
-        emb = self._encode_video(np.concatenate(clips), None if cams is None else np.repeat(cams, counts))  # [sum C,D]
+        clip_cams = None if cams is None else np.repeat(cams, counts)  # [sum C]
+        emb = self.backend.encode_video(np.concatenate(clips), clip_cams)  # [sum C,D]
         out = np.stack([part.mean(0) for part in np.split(emb, np.cumsum(counts)[:-1])])
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
@@ -182,9 +201,9 @@ class Encoder:
 
         For streaming: average the rows of one track and normalise to get its tracklet embedding.
         """
-        if self.manifest.family == "tfclip":
-            raise ConfigError("a tfclip bundle embeds whole tracklets (T frames through its temporal head), not "
-                              "single frames; collect the track's frames and call encode_tracklets")
+        spec = self.manifest.spec
+        if not spec.frame_embeddings:
+            raise ConfigError(spec.frame_rejection(self.model_name))
         if not len(frames):
             return np.zeros((0, self.embed_dim), np.float32)
         batch = np.stack([resize_frame(validate_array(f, i), self.manifest.preprocess) for i, f in enumerate(frames)])

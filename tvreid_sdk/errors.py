@@ -10,6 +10,17 @@ class TvreidError(Exception):
     """Base class of every error tvreid raises on purpose."""
 
 
+class RegistryKeyError(TvreidError, KeyError):
+    """A name is not in a registry (model, backend, family...); the message lists the registered names.
+
+    A :class:`KeyError` too, so ``except KeyError`` around a registry lookup keeps working; ``str()`` gives the plain
+    message (``KeyError`` alone would quote it).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(TvreidError):
     """A configuration value (recipe, manifest field, CLI option) is invalid."""
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
+from .errors import RegistryKeyError
+
 T = TypeVar("T")
 
 
@@ -29,12 +31,17 @@ class Registry(Generic[T]):
         return _add if obj is None else _add(obj)
 
     def get(self, name: str) -> T:
-        """Return the object registered as ``name``; a miss raises KeyError naming the choices."""
+        """Return the object registered as ``name``.
+
+        Raises:
+            RegistryKeyError: ``name`` is not registered (a :class:`KeyError` and a
+                :class:`~tvreid_sdk.errors.TvreidError`); the message names the choices.
+        """
         try:
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} {name!r}; choose one of: {known}") from None
+            raise RegistryKeyError(f"unknown {self.kind} {name!r}; choose one of: {known}") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

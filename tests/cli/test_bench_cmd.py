@@ -127,7 +127,23 @@ def test_a_failing_train_step_is_recorded_and_fails_the_command(tmp_path):
     result = _invoke(["--train-only", "--train-arch", "tiny-test", "--train-set", "model.losses=vtc+bogus",
                       "--json", str(out), "--quiet"])
     assert result.exit_code == 1
-    assert "the training-step benchmark failed: KeyError" in result.output and "bogus" in result.output
+    assert "the training-step benchmark failed: RegistryKeyError: unknown loss 'bogus'" in result.output
     report = json.loads(out.read_text())  # the report is still written
     assert report["rows"] == []
     assert report["skipped"][0]["task"] == "train_step" and "bogus" in report["skipped"][0]["reason"]
+
+
+@pytest.mark.parametrize("arch, frames, dim, text", [("tiny-cffa", 1, 192, True), ("tiny-tfclip", 4, 160, False)])
+def test_generated_bundle_follows_the_family(tmp_path, arch, frames, dim, text):
+    out = tmp_path / "b.json"
+    result = _invoke(["--quick", "--arch", arch, "--tasks", "text_encode,video_embed", "--backends", "ort-cpu",
+                      "--json", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert (report["bundle"]["arch"], report["bundle"]["num_frames"], report["bundle"]["embed_dim"]) == \
+        (arch, frames, dim)
+    tasks = [r["task"] for r in report["rows"]]
+    assert tasks.count("video_embed") == 2 and tasks.count("text_encode") == (2 if text else 0)
+    if not text:  # a family without a text encoder is reported as such, not as a failure
+        assert [(s["task"], s["reason"]) for s in report["skipped"]] == [
+            ("text_encode", "the tfclip family (video-to-video) has no text encoder")]

@@ -3,15 +3,19 @@
 Pass criteria (reliability facts, test 3; issue 8 item 2 for bundles), on a real bundle exported from a tiny
 random-weight checkpoint:
 
-* one flipped byte in any artifact → ``load_bundle`` and ``Encoder.from_bundle`` raise BundleError naming that file,
-  and ``onnxruntime.InferenceSession`` is never constructed; a file changed after loading is caught on read;
+* one flipped byte in any artifact → ``Bundle.verify`` raises BundleError naming that file, and every backend that
+  uses the file refuses it at first use (hashes are checked when a file is read, so a file a backend never opens is
+  never hashed by it); the tampered bytes never reach ``onnxruntime.InferenceSession``; a file changed after loading
+  is caught on read; a resized file is refused by ``load_bundle`` itself;
 * a truncated ONNX graph → BundleError naming it (also when the attacker re-hashes the manifest);
 * an artifact path ``../../etc/passwd`` or ``/etc/passwd`` → refused while parsing the manifest, before any ORT call;
 * a graph with external data (``../../secret.bin``, a bare name resolved in the working directory, an unlisted
   sidecar), correctly hashed → a TvreidError naming the graph, and nothing outside the bundle is used;
 * NaN / wrong-shape / missing weights re-hashed into ``weights.safetensors`` → the torch backend refuses them;
 * 200 random byte flips across the bundle's files, in a subprocess → no crash, each load < 5 s, each either loads
-  (and encodes a finite, unit-norm query) or raises a TvreidError (a BundleError naming the file for artifact flips).
+  (and encodes a finite, unit-norm query, a tracklet and frames) or raises a TvreidError: a BundleError naming the
+  file for a flip in a graph ONNX Runtime uses; a flip in a file it never opens leaves queries working and is found
+  by ``Bundle.verify``.
 """
 from __future__ import annotations
 
@@ -39,18 +43,32 @@ ARTIFACTS = ("weights.safetensors", "text_encoder.onnx", "video_encoder.onnx", "
 
 
 
+#: which artifacts each backend reads on CPU (ORT: the default graphs; torch: the weights)
+USED_BY = {"ort-cpu": ("text_encoder.onnx", "video_encoder.onnx", "frame_encoder.onnx"),
+           "torch": ("weights.safetensors",)}
+
+
 @pytest.fixture
 def ort_sessions(monkeypatch) -> list:
-    """Records every ``onnxruntime.InferenceSession`` construction (the SDK imports ORT lazily, so this spy sees it)."""
+    """Records every ``onnxruntime.InferenceSession`` construction as the sha256 of the graph bytes it was given
+    (the SDK imports ORT lazily, so this spy sees it)."""
     calls = []
     real = onnxruntime.InferenceSession
 
     def spy(*args, **kwargs):
-        calls.append(args[0] if isinstance(args[0], str) else f"<{len(args[0])} bytes>")
+        calls.append(args[0] if isinstance(args[0], str) else hashlib.sha256(args[0]).hexdigest())
         return real(*args, **kwargs)
 
     monkeypatch.setattr(onnxruntime, "InferenceSession", spy)
     return calls
+
+
+def use_every_encoder(encoder: Encoder) -> None:
+    """A text query, a tracklet and a frame: every role the bundle has is built and run."""
+    assert_usable(encoder)
+    frames = np.zeros((6, 64, 32, 3), np.uint8)
+    assert np.isfinite(encoder.encode_tracklets([frames])).all()
+    assert np.isfinite(encoder.encode_frames(frames[:2])).all()
 
 
 def flip_byte(path: Path, offset: int | None = None) -> int:
@@ -72,31 +90,45 @@ def test_tiny_bundle_is_complete_and_usable(tiny_bundle, ort_sessions):
     assert sorted(a.path for a in manifest.artifacts) == sorted(ARTIFACTS)  # the cases below cover every artifact
     assert (manifest.arch.name, manifest.num_frames, manifest.embed_dim) == ("tiny-test", 4, 32)
     with Encoder.from_bundle(tiny_bundle, backend="ort-cpu") as encoder:
+        assert ort_sessions == []  # sessions are built on first use
         assert_usable(encoder)
-    assert len(ort_sessions) == 3  # text, video, frame graphs
+        assert len(ort_sessions) == 1  # a text query opens the text graph only
+        use_every_encoder(encoder)
+    assert len(ort_sessions) == 3  # text, video, frame graphs, each once
 
 
 @pytest.mark.parametrize("name", ARTIFACTS)
 def test_flipped_byte_in_any_artifact_names_the_file(bundle_copy, ort_sessions, name):
     root = bundle_copy()
     flip_byte(root / name)
+    tampered = hashlib.sha256((root / name).read_bytes()).hexdigest()
+    bundle = load_bundle(root)  # manifest, paths and sizes agree: the content is checked when the file is read
     with pytest.raises(BundleError) as info:
-        load_bundle(root)
+        bundle.verify()
     assert str(root / name) in str(info.value) and "re-export" in str(info.value)
-    for backend in ("ort-cpu", "torch"):
-        with pytest.raises(BundleError, match=str(root / name)):
-            Encoder.from_bundle(root, backend=backend)
-    assert ort_sessions == []
+    with pytest.raises(BundleError, match=str(root / name)):
+        load_bundle(root, verify=True)
+    for backend, used in USED_BY.items():
+        if name in used:  # refused at first use (torch: when it loads the weights, i.e. at construction)
+            with pytest.raises(BundleError, match=str(root / name)):
+                with Encoder.from_bundle(root, backend=backend) as encoder:
+                    use_every_encoder(encoder)
+        else:  # a file this backend never opens is never hashed by it: queries work
+            with Encoder.from_bundle(root, backend=backend) as encoder:
+                use_every_encoder(encoder)
+    assert tampered not in ort_sessions  # ONNX Runtime never saw the tampered bytes
 
 
 @pytest.mark.parametrize("name", ["text_encoder.onnx", "video_encoder.onnx"])
 def test_artifact_changed_after_loading_is_caught_on_read(bundle_copy, ort_sessions, name):
     root = bundle_copy()
-    bundle = load_bundle(root)  # verified now...
+    bundle = load_bundle(root)  # checked now...
     flip_byte(root / name)  # ...modified before the backend reads it
-    with pytest.raises(BundleError, match=str(root / name)):
-        Encoder.from_bundle(bundle, backend="ort-cpu")
-    assert len(ort_sessions) == ARTIFACTS.index(name) - 1  # sessions are built text, video...: none for the changed one
+    tampered = hashlib.sha256((root / name).read_bytes()).hexdigest()
+    with Encoder.from_bundle(bundle, backend="ort-cpu") as encoder:
+        with pytest.raises(BundleError, match=str(root / name)):
+            use_every_encoder(encoder)
+    assert tampered not in ort_sessions
 
 
 def test_manifest_that_is_not_utf8_json_names_manifest(bundle_copy, ort_sessions):
@@ -114,9 +146,15 @@ def test_truncated_onnx_names_the_file(bundle_copy, ort_sessions, keep):
     path = root / "video_encoder.onnx"
     data = path.read_bytes()
     path.write_bytes(data[:int(len(data) * keep) if isinstance(keep, float) else keep])
-    with pytest.raises(BundleError, match=f"{path}: size or sha256 differs"):
-        Encoder.from_bundle(root, backend="ort-cpu")
+    with pytest.raises(BundleError, match=f"{path}: size differs from manifest.json"):
+        Encoder.from_bundle(root, backend="ort-cpu")  # a size is checked at load, before any file is read
     assert ort_sessions == []
+
+
+def encode_a_tracklet(root: Path) -> None:
+    """Open the bundle and run its video graph (the session is built on first use)."""
+    with Encoder.from_bundle(root, backend="ort-cpu") as encoder:
+        encoder.encode_tracklets([np.zeros((6, 64, 32, 3), np.uint8)])
 
 
 def test_truncated_onnx_with_rehashed_manifest_is_a_bundle_error(bundle_copy, manifest_tools):
@@ -124,9 +162,9 @@ def test_truncated_onnx_with_rehashed_manifest_is_a_bundle_error(bundle_copy, ma
     path = root / "video_encoder.onnx"
     path.write_bytes(path.read_bytes()[:5000])
     manifest_tools.rehash(root, "video_encoder.onnx")
-    load_bundle(root)  # hashes agree now: only the graph itself is broken
+    load_bundle(root, verify=True)  # hashes agree now: only the graph itself is broken
     with pytest.raises((BundleError, ModelFormatError), match="video_encoder.onnx"):
-        Encoder.from_bundle(root, backend="ort-cpu")
+        encode_a_tracklet(root)
 
 
 @pytest.mark.parametrize("bad_path", ["../../etc/passwd", "/etc/passwd", "sub/../../../etc/passwd"])
@@ -183,7 +221,7 @@ def external_data_bundle(bundle_copy, manifest_tools):
         (outside / place).parent.mkdir(parents=True, exist_ok=True)
         (outside / place).write_bytes(raw)
         manifest_tools.rehash(root, "video_encoder.onnx")
-        load_bundle(root)  # every hash agrees: only the graph's reference is hostile
+        load_bundle(root, verify=True)  # every hash agrees: only the graph's reference is hostile
         return root, outside
 
     return make
@@ -193,28 +231,28 @@ def test_external_data_escaping_the_bundle_never_loads(external_data_bundle, mon
     root, outside = external_data_bundle("../../secret.bin", "secret.bin")
     monkeypatch.chdir(root)  # ../../secret.bin resolves to the planted file from the bundle and from the cwd
     with pytest.raises(BundleError, match="external files"):
-        Encoder.from_bundle(root, backend="ort-cpu")
+        encode_a_tracklet(root)
 
 
 def test_external_data_escaping_the_bundle_is_a_bundle_error(external_data_bundle, monkeypatch):
     root, _ = external_data_bundle("../../secret.bin", "secret.bin")
     monkeypatch.chdir(root)
     with pytest.raises((BundleError, ModelFormatError), match="video_encoder.onnx"):
-        Encoder.from_bundle(root, backend="ort-cpu")
+        encode_a_tracklet(root)
 
 
 def test_external_data_in_the_working_directory_is_never_read(external_data_bundle, monkeypatch):
     root, outside = external_data_bundle("secret.bin", "cwd/secret.bin")
     monkeypatch.chdir(outside / "cwd")
     with pytest.raises((BundleError, ModelFormatError), match="video_encoder.onnx"):
-        Encoder.from_bundle(root, backend="ort-cpu")
+        encode_a_tracklet(root)
 
 
 def test_unlisted_external_data_sidecar_is_a_bundle_error(external_data_bundle, tmp_path, monkeypatch):
     root, _ = external_data_bundle("video_encoder.onnx.data", "a/bundle/video_encoder.onnx.data")
     monkeypatch.chdir(tmp_path)  # not the bundle: from bytes, ORT would look here
     with pytest.raises((BundleError, ModelFormatError), match="video_encoder.onnx"):
-        Encoder.from_bundle(root, backend="ort-cpu")
+        encode_a_tracklet(root)
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -299,11 +337,21 @@ FLIP_CHILD = textwrap.dedent("""
         path.write_bytes(bytes(flipped))
         print(json.dumps({"i": i, "file": name, "offset": offset}), flush=True)
         t0 = time.perf_counter()
+        verified = None
         try:
-            with Encoder.from_bundle(load_bundle(root), backend="ort-cpu") as enc:
+            bundle = load_bundle(root)
+            with Encoder.from_bundle(bundle, backend="ort-cpu") as enc:  # every graph ORT uses on the CPU
                 emb = enc.encode_text("a man in a red coat")
+                video = enc.encode_tracklets([np.zeros((6, 64, 32, 3), np.uint8)])
+                frames = enc.encode_frames(np.zeros((2, 64, 32, 3), np.uint8))
             ok = emb.shape == (1, enc.embed_dim) and np.isfinite(emb).all() and abs(np.linalg.norm(emb) - 1) < 1e-4
+            ok = ok and np.isfinite(video).all() and np.isfinite(frames).all()
             outcome = "loaded" if ok else "loaded-bad-embedding"
+            try:  # a file ORT never opened is not hashed by a query: the full check still finds it
+                bundle.verify()
+                verified = "ok"
+            except BundleError as exc:
+                verified = "bundle-error" if str(path) in str(exc) else "bundle-error-other"
         except BundleError as exc:
             outcome = "bundle-error" if str(path) in str(exc) else "bundle-error-other"
         except TvreidError as exc:
@@ -312,7 +360,7 @@ FLIP_CHILD = textwrap.dedent("""
             outcome = f"unexpected {type(exc).__module__}.{type(exc).__name__}: {str(exc)[:300]}"
         finally:
             path.write_bytes(original)
-        print(json.dumps({"i": i, "file": name, "offset": offset, "outcome": outcome,
+        print(json.dumps({"i": i, "file": name, "offset": offset, "outcome": outcome, "verified": verified,
                           "secs": time.perf_counter() - t0}), flush=True)
 """)
 
@@ -327,10 +375,13 @@ def test_random_byte_flips_never_crash_or_hang(bundle_copy):
     last = records[-1] if records else None
     assert proc.returncode == 0, f"child died (rc {proc.returncode}) at {last}: {proc.stderr[-2000:]}"
     assert len(done) == n
-    artifact_flips = [r for r in done if r["file"] != "manifest.json"]
+    used_flips = [r for r in done if r["file"] in USED_BY["ort-cpu"]]
+    unused_flips = [r for r in done if r["file"] not in USED_BY["ort-cpu"] and r["file"] != "manifest.json"]
     manifest_flips = [r for r in done if r["file"] == "manifest.json"]
-    assert {r["outcome"] for r in artifact_flips} == {"bundle-error"}, \
-        [r for r in artifact_flips if r["outcome"] != "bundle-error"][:5]
+    assert used_flips and {r["outcome"] for r in used_flips} == {"bundle-error"}, \
+        [r for r in used_flips if r["outcome"] != "bundle-error"][:5]
+    assert unused_flips and {(r["outcome"], r["verified"]) for r in unused_flips} == {("loaded", "bundle-error")}, \
+        [r for r in unused_flips if (r["outcome"], r["verified"]) != ("loaded", "bundle-error")][:5]
     bad = [r for r in manifest_flips if r["outcome"] not in ("loaded", "bundle-error", "bundle-error-other",
                                                             "tvreid-error")]
     assert bad == [], bad[:5]

@@ -45,7 +45,7 @@ def env(tiny_bundle, tmp_path_factory, write_frames) -> dict:
     Gallery.create(other_gallery, model_id="another-model", embed_dim=32).close()
 
     corrupt = Path(shutil.copytree(tiny_bundle, root / "corrupt-bundle"))
-    graph = corrupt / "video_encoder.onnx"
+    graph = corrupt / "text_encoder.onnx"  # the graph a text query reads (graphs are hashed when first used)
     data = bytearray(graph.read_bytes())
     data[len(data) // 2] ^= 0x01
     graph.write_bytes(bytes(data))

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..errors import BundleError
+from ..modeling.family import ENCODER_ROLES
 from ..registry import Registry
 
 
@@ -83,8 +84,14 @@ class Backend(abc.ABC):
 
     @property
     def takes_cameras(self) -> bool:
-        """Whether the bundle's video encoder has a camera input (tfclip trained with SIE)."""
-        return bool(self.manifest.export.get("tfclip", {}).get("camera_input"))
+        """Whether the bundle's video encoder has a camera input (the family's ``camera_input`` and the manifest's
+        ``family_cfg`` say so: tfclip trained with SIE)."""
+        return self.manifest.spec.num_cameras(self.manifest.family_cfg) > 0
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The encoder roles this backend can run for the bundle (built on first use where the backend is lazy)."""
+        return tuple(r for r in ENCODER_ROLES if self.manifest.find(r) is not None)
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         frames = np.ascontiguousarray(frames, dtype=np.uint8)

@@ -2,14 +2,17 @@
 replayed for small text batches)."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..bundle import Bundle
 from ..bundle.onnx_guard import require_self_contained
 from ..errors import BackendUnavailableError, BundleError
+from ..modeling.family import ENCODER_ROLES
 from .base import BACKENDS, Backend
 
-ROLES = ("text_encoder", "video_encoder", "frame_encoder")
+ROLES = ENCODER_ROLES
 
 
 def _ort():
@@ -27,8 +30,10 @@ def cuda_provider_available() -> bool:
 class OrtBackend(Backend):
     """Runs the bundle's ONNX graphs with ONNX Runtime.
 
-    Graph bytes come from :meth:`Bundle.read`, i.e. they are the hash-verified bytes, and a graph
-    loaded from bytes cannot pull external data from outside the bundle.
+    Each role's ``InferenceSession`` is built on first use (a text query builds only the text session and reads
+    only the text graph); construction fails fast when the family's required graph is missing from the manifest.
+    Graph bytes come from :meth:`Bundle.read`, i.e. they are the hash-verified bytes, and a graph loaded from bytes
+    cannot pull external data from outside the bundle.
 
     Args:
         bundle: the bundle.
@@ -54,25 +59,44 @@ class OrtBackend(Backend):
         # Idle intra-op threads would otherwise busy-wait after each run and steal the cores the gallery matcher
         # needs right after encoding a query (measured: 1M-row CPU match 83 ms alone, 131 ms right after an encode).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        device_id = int(self.device.split(":")[1]) if ":" in self.device else 0
-        providers = ([("CUDAExecutionProvider", {"device_id": device_id})] if self.cuda else []) \
+        self.device_id = int(self.device.split(":")[1]) if ":" in self.device else 0
+        self._providers = ([("CUDAExecutionProvider", {"device_id": self.device_id})] if self.cuda else []) \
             + ["CPUExecutionProvider"]
         self.precision = precision or ("fp16" if self.cuda and any(self._has(r, "fp16") for r in ROLES) else "fp32")
-        self.sessions = {}
+        self.sessions: dict = {}  # role -> InferenceSession, built on first use
         self._ort_module, self._session_options = ort, opts
         self._graph_bytes: dict[str, bytes] = {}
         self._graph_runners: dict = {}
+        self._open_lock = threading.Lock()
         self.use_cuda_graphs = self.cuda
-        for role in ROLES:
-            art = self._pick(role)
-            if art is not None:
-                self.sessions[role] = self._session(ort, art, opts, providers)
-        required = "video_encoder" if self.manifest.family == "tfclip" else "text_encoder"  # tfclip: no text tower
-        if required not in self.sessions:
+        self._artifacts = {role: art for role in ROLES if (art := self._pick(role)) is not None}
+        required = self.manifest.spec.required_role
+        if required not in self._artifacts:
             raise BundleError(f"{bundle.root}: no {required} ONNX graph in manifest.json; re-export the bundle")
-        self.device_id = device_id
 
-    def _session(self, ort, art, opts, providers):
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles with a graph at this backend's precision (sessions are built when first used)."""
+        return tuple(self._artifacts)
+
+    def session(self, role: str):
+        """The ``InferenceSession`` of ``role``, built on first use.
+
+        Raises:
+            BundleError: the bundle has no graph for ``role``, or its graph fails its checks.
+        """
+        session = self.sessions.get(role)
+        if session is not None:
+            return session
+        art = self._artifacts.get(role)
+        if art is None:
+            raise BundleError(f"{self.bundle.root}: the bundle has no {role} graph; re-export it with `tvreid export`")
+        with self._open_lock:  # two threads asking at once build it once
+            if role not in self.sessions:
+                self.sessions[role] = self._session(art)
+        return self.sessions[role]
+
+    def _session(self, art):
         """A session over the hash-verified bytes, refusing external data, with inputs checked against the manifest."""
         path = self.bundle.path_of(art)
         data = self.bundle.read(art)
@@ -80,7 +104,8 @@ class OrtBackend(Backend):
         if self.cuda:
             self._graph_bytes[art.role] = data
         try:
-            session = ort.InferenceSession(data, sess_options=opts, providers=providers)
+            session = self._ort_module.InferenceSession(data, sess_options=self._session_options,
+                                                        providers=self._providers)
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf...)
             reason = " ".join(str(exc).split())[:300]
             raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({reason}); re-export the bundle") from None
@@ -98,7 +123,7 @@ class OrtBackend(Backend):
         if role == "text_encoder":
             return [(None, self.manifest.tokenizer.context_length), (None,)]
         if role == "video_encoder":
-            camera = [(None,)] if self.manifest.export.get("tfclip", {}).get("camera_input") else []
+            camera = [(None,)] if self.takes_cameras else []
             return [(None, self.manifest.num_frames, h, w, 3), *camera]
         return [(None, h, w, 3)]
 
@@ -114,9 +139,7 @@ class OrtBackend(Backend):
         return None
 
     def _run(self, role: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        session = self.sessions.get(role)
-        if session is None:
-            raise BundleError(f"{self.bundle.root}: the bundle has no {role} graph; re-export it with `tvreid export`")
+        session = self.session(role)
         if not self.cuda:
             return session.run(None, feeds)[0]
         runner = self._graph_runner(role, next(iter(feeds.values())).shape[0])
@@ -167,7 +190,7 @@ class OrtBackend(Backend):
         self._graph_runners.clear()  # their sessions hold GPU memory and are never replayed
 
     def _input_names(self, role: str) -> list[str]:
-        return [i.name for i in self.sessions[role].get_inputs()]
+        return [i.name for i in self.session(role).get_inputs()]
 
     def _run_text(self, ids, eot):
         names = self._input_names("text_encoder")

@@ -5,11 +5,14 @@ This module imports neither TensorRT nor CUDA until a backend is built.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from ..bundle import Bundle, LocalEngineSide
+from ..bundle import Bundle, LocalEngineSide, check_engine_compat
 from ..bundle.engine_safety import deserialize_checked, make_logger
 from ..errors import BackendUnavailableError, BundleError
+from ..modeling.family import ENCODER_ROLES
 from .base import BACKENDS, Backend
 
 
@@ -90,7 +93,11 @@ def cuda_index(device: str) -> int:
 
 
 class TensorRTBackend(Backend):
-    """Runs ``*.plan`` engines from the bundle (dynamic batch within the engine's profile)."""
+    """Runs ``*.plan`` engines from the bundle (dynamic batch within the engine's profile).
+
+    Construction checks each plan's metadata against the local TensorRT and GPU (no bytes read); a role's plan is
+    read, hash-checked and deserialised on first use, so a text query never reads the video engine.
+    """
 
     name = "tensorrt"
 
@@ -108,17 +115,24 @@ class TensorRTBackend(Backend):
         self.device_index = cuda_index(self.device)
         self.cuda_device = f"cuda:{self.device_index}"  # where buffers, engines and the stream live
         gpu_name, cc = local_gpu(self.device_index)
-        local = LocalEngineSide(trt_version=self.trt.__version__, gpu_name=gpu_name, compute_capability=cc,
-                                runtime=runtime_name)
-        with torch.cuda.device(self.device_index):  # engines, contexts and the stream belong to this GPU
-            self._load_engines(bundle, precision, local)
+        self._local = LocalEngineSide(trt_version=self.trt.__version__, gpu_name=gpu_name, compute_capability=cc,
+                                      runtime=runtime_name)
+        self.engines: dict = {}  # role -> (runtime, engine, context), deserialised on first use
+        self._open_lock = threading.Lock()
+        self._pick_plans(bundle, precision)
+        with torch.cuda.device(self.device_index):  # the stream belongs to this GPU (engines too, when loaded)
             self.stream = torch.cuda.Stream()
 
-    def _load_engines(self, bundle: Bundle, precision: str | None, local: LocalEngineSide) -> None:
-        """Deserialise the bundle's engines (metadata checked first) on the current device."""
-        self.engines = {}
+    def _pick_plans(self, bundle: Bundle, precision: str | None) -> None:
+        """Choose each role's plan and check its metadata against this machine (before any bytes are read).
+
+        Raises:
+            BundleError: a plan without metadata, or no plan for the family's required role.
+            EngineMismatchError: a plan built for another TensorRT version/runtime or GPU.
+        """
         self.precision = precision or "fp16"
-        for role in ("text_encoder", "video_encoder", "frame_encoder"):
+        self._plans = {}
+        for role in ENCODER_ROLES:
             art = self.manifest.find(role, kind="trt_plan", precision=self.precision) \
                 or self.manifest.find(role, kind="trt_plan")
             if art is None:
@@ -126,22 +140,42 @@ class TensorRTBackend(Backend):
             if art.engine is None:
                 raise BundleError(f"{bundle.path_of(art)}: engine has no metadata in manifest.json; rebuild it with "
                                   f"`tvreid export {bundle.root}/weights.safetensors --trt --out NEW_BUNDLE`")
-            runtime = self.trt.Runtime(make_logger(self.trt))  # runtime.logger keeps TensorRT's messages
-            engine = deserialize_checked(bundle.read(art), art.engine, local, runtime, plan_name=art.path,
-                                         bundle_path=str(bundle.root))
-            self.engines[role] = (runtime, engine, engine.create_execution_context())
+            check_engine_compat(art.engine, self._local, plan_name=art.path, bundle_path=str(bundle.root))
+            self._plans[role] = art
             profile = art.engine.profiles[0] if art.engine.profiles else None
             if profile:
                 self.max_batch = min(self.max_batch, int(profile[3][0]))
-        required = "video_encoder" if self.manifest.family == "tfclip" else "text_encoder"  # tfclip: no text tower
-        if required not in self.engines:
+        required = self.manifest.spec.required_role
+        if required not in self._plans:
             raise BundleError(f"{bundle.root}: no TensorRT {required} engine; build one with `tvreid export --trt`")
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles with an engine (deserialised when first used)."""
+        return tuple(self._plans)
+
+    def _engine(self, role: str) -> tuple:
+        """``(runtime, engine, context)`` of ``role``, deserialised on this GPU on first use.
+
+        Raises:
+            BundleError: no engine for ``role``, or a plan whose bytes differ from the manifest / TensorRT refuses.
+        """
+        if role in self.engines:
+            return self.engines[role]
+        art = self._plans.get(role)
+        if art is None:
+            raise BundleError(f"{self.bundle.root}: no TensorRT {role} engine; rebuild with `tvreid export --trt`")
+        with self._open_lock, self.torch.cuda.device(self.device_index):
+            if role not in self.engines:
+                runtime = self.trt.Runtime(make_logger(self.trt))  # runtime.logger keeps TensorRT's messages
+                engine = deserialize_checked(self.bundle.read(art), art.engine, self._local, runtime,
+                                             plan_name=art.path, bundle_path=str(self.bundle.root))
+                self.engines[role] = (runtime, engine, engine.create_execution_context())
+        return self.engines[role]
 
     def _io_names(self, role: str) -> tuple[list[str], str]:
         """``(input names in engine order, output name)`` of ``role``'s engine."""
-        if role not in self.engines:
-            raise BundleError(f"{self.bundle.root}: no TensorRT {role} engine; rebuild with `tvreid export --trt`")
-        engine = self.engines[role][1]
+        engine = self._engine(role)[1]
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT]
         return inputs, next(n for n in names if engine.get_tensor_mode(n) == self.trt.TensorIOMode.OUTPUT)
@@ -153,7 +187,7 @@ class TensorRTBackend(Backend):
             raise BundleError(f"{self.bundle.root}: the TensorRT {role} engine takes inputs {in_names}, got "
                               f"{len(inputs)} array(s); the manifest and engine come from different exports — "
                               "rebuild with `tvreid export --trt`")
-        ctx = self.engines[role][2]
+        ctx = self._engine(role)[2]
         keep = []  # device copies must live until the engine has run
         # Copies, output buffer, engine and read-back all go on self.stream. torch's side streams are created
         # non-blocking and do not wait for the default stream, so an input copied there could still be in flight

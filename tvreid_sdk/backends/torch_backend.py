@@ -42,7 +42,7 @@ class TorchBackend(Backend):
             raise BackendUnavailableError("fp16 in the torch backend needs a CUDA device; use precision='fp32'")
         bundle.read(art)  # hash check; the loader below re-validates header, shapes and finiteness
         try:
-            model = build_inference_towers(self.manifest.arch, **self._tower_options())
+            model = build_inference_towers(self.manifest.arch, **self._tower_options())  # FamilySpec.towers
         except ConfigError as exc:
             raise BackendUnavailableError(f"{bundle.root}: {exc}; use the onnxruntime backend") from None
         try:
@@ -52,11 +52,13 @@ class TorchBackend(Backend):
         self.model = model.eval().to(self.device, self.dtype)
 
     def _tower_options(self) -> dict:
-        """Sizes the architecture does not fix, from the manifest (tfclip: SIE rows and TMD depth)."""
-        if self.manifest.family != "tfclip":
-            return {}
-        info = self.manifest.export.get("tfclip", {})
-        return {"num_cameras": int(info.get("num_cameras", 0)), "tmd_layers": int(info.get("tmd_layers", 1))}
+        """Sizes the architecture does not fix, from the manifest's ``family_cfg`` (tfclip: SIE rows, TMD depth)."""
+        return self.manifest.spec.tower_options(self.manifest.family_cfg)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role of the family: the towers run them all from the one weight file."""
+        return self.manifest.spec.roles
 
     def _normalise(self, frames: np.ndarray):
         from ..vision.preprocess import normalize_torch  # the one normalisation shared with training
@@ -75,11 +77,10 @@ class TorchBackend(Backend):
         torch = self.torch
         with torch.inference_mode():
             x = self._normalise(frames)  # [B,T,3,H,W]
-            if self.manifest.family == "tfclip":  # camera ids [B] feed SIE; None = every camera unknown
-                cams = None if cameras is None else torch.from_numpy(cameras.astype(np.int64)).to(self.device)
-                v = self.model.encode_video(x, cams)
-            else:
+            if cameras is None:  # every camera unknown (or a family without camera input)
                 v = self.model.encode_video(x)
+            else:  # camera ids [B] feed SIE; Backend.encode_video refused them unless takes_cameras
+                v = self.model.encode_video(x, torch.from_numpy(cameras.astype(np.int64)).to(self.device))
             return torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
 
     def _run_frames(self, frames):

@@ -122,10 +122,10 @@ def backend_variants(bundle: Bundle, names: list[str], device: str) -> tuple[lis
     """Backend × precision × device combinations to run, and the ones that cannot run here (with a reason)."""
     gpu = device.startswith("cuda")
     variants, skipped = [], []
-    role = "video_encoder" if bundle.manifest.family == "tfclip" else "text_encoder"  # tfclip has no text tower
+    role = bundle.manifest.spec.required_role  # the family's main encoder: text, or video without a text tower
     onnx_precisions = sorted({a.precision for a in bundle.manifest.artifacts if a.kind == "onnx" and a.role == role})
     for name in names:
-        BACKENDS.get(name)  # unknown names raise KeyError listing the choices
+        BACKENDS.get(name)  # unknown names raise RegistryKeyError listing the choices
         if name == "ort-cpu":
             variants.append(Variant(name, "fp32", "cpu"))
         elif name == "ort-cuda":
@@ -279,6 +279,11 @@ def run_sdk_bench(bundle: Bundle, cfg: SdkBenchCfg,
     tokenizer = get_tokenizer()
     dim = bundle.manifest.embed_dim
     enc_tasks = tuple(t for t in ("text_encode", "video_embed", "text_query") if t in cfg.tasks)
+    spec = bundle.manifest.spec
+    if not spec.has_text:  # e.g. tfclip: video-to-video, no text encoder to time
+        skipped += [skipped_row(t, "-", "-", f"the {spec.name} family ({spec.task}) has no text encoder")
+                    for t in enc_tasks if t != "video_embed"]
+        enc_tasks = tuple(t for t in enc_tasks if t == "video_embed")
     variants: list[Variant] = []
     if enc_tasks:  # resolved first: an unknown backend name fails before anything is measured
         variants, var_skips = backend_variants(bundle, list(cfg.backends) or available_backends(bundle, cfg.device),

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 from ..errors import BundleError
 from .manifest import MANIFEST_NAME, ArtifactInfo, Manifest
@@ -51,7 +52,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 class Bundle:
-    """A loaded, verified bundle directory.
+    """A loaded bundle directory: manifest parsed, artifact paths and sizes checked (:func:`load_bundle`).
+
+    Content hashes are checked when an artifact is used: :meth:`read` hashes the bytes it returns (what is hashed
+    is what is used), so each file a backend opens is hashed once and files it never opens (the weights, for ONNX
+    Runtime) are not hashed at all. :meth:`verify` hashes everything, for integrity checks and re-export.
 
     Args:
         root: the bundle directory.
@@ -66,7 +71,11 @@ class Bundle:
         return self.root / art.path
 
     def read(self, art: ArtifactInfo) -> bytes:
-        """Artifact bytes, re-verified against the manifest's sha256 (what is hashed is what is used)."""
+        """Artifact bytes, verified against the manifest's size and sha256 (what is hashed is what is used).
+
+        Raises:
+            BundleError: the file is missing, leaves the bundle, or its content differs from the manifest.
+        """
         path = self._checked_path(art)
         data = path.read_bytes()
         if len(data) != art.size or hashlib.sha256(data).hexdigest() != art.sha256:
@@ -83,9 +92,26 @@ class Bundle:
             raise BundleError(f"{path}: artifact listed in manifest.json is missing; re-export the bundle")
         return path
 
-    def verify(self) -> None:
-        """Check every artifact's presence, size and sha256."""
+    def check_sizes(self) -> None:
+        """Check every artifact's path (inside the bundle, present) and size, without reading any content.
+
+        Raises:
+            BundleError: naming the first artifact that is missing, outside the bundle or of another size.
+        """
         for art in self.manifest.artifacts:
+            path = self._checked_path(art)
+            size = path.stat().st_size
+            if size != art.size:
+                raise BundleError(f"{path}: size differs from manifest.json ({size} bytes, manifest.json says "
+                                  f"{art.size}); the file is truncated or was modified — re-export the bundle")
+
+    def verify(self, artifacts: Iterable[ArtifactInfo] | None = None) -> None:
+        """Check the presence, size and sha256 of ``artifacts`` (default: every artifact of the bundle).
+
+        Raises:
+            BundleError: naming the first file that differs from the manifest.
+        """
+        for art in self.manifest.artifacts if artifacts is None else artifacts:
             path = self._checked_path(art)
             if path.stat().st_size != art.size or sha256_file(path) != art.sha256:
                 raise BundleError(f"{path}: size or sha256 differs from manifest.json; the file is corrupt "
@@ -95,12 +121,15 @@ class Bundle:
         return f"Bundle({str(self.root)!r}, arch={self.manifest.arch.name!r}, model_id={self.manifest.model_id[:12]})"
 
 
-def load_bundle(path: str | os.PathLike, *, verify: bool = True) -> Bundle:
-    """Open a bundle directory and verify its artifacts.
+def load_bundle(path: str | os.PathLike, *, verify: bool = False) -> Bundle:
+    """Open a bundle directory: parse its manifest and check every artifact's path and size.
+
+    Content hashes are checked when a backend reads an artifact (:meth:`Bundle.read`), so only the files a query
+    uses are hashed, each once. ``verify=True`` hashes every artifact now (:meth:`Bundle.verify`).
 
     Raises:
         BundleError: naming the offending file for a missing directory, unreadable or unknown-schema
-            manifest, missing artifact, or hash mismatch.
+            manifest, missing, escaping or resized artifact, or (``verify``) a hash mismatch.
     """
     root = Path(path)
     if not root.is_dir():
@@ -117,6 +146,7 @@ def load_bundle(path: str | os.PathLike, *, verify: bool = True) -> Bundle:
     except BundleError as exc:
         raise BundleError(f"{mpath}: {exc}") from None
     bundle = Bundle(root, manifest)
+    bundle.check_sizes()
     if verify:
         bundle.verify()
     return bundle

@@ -5,7 +5,7 @@ __all__ = ["MODELS", "ArchCfg", "TextCfg", "VisionCfg", "get_arch", "list_models
 
 
 def create_model(name, pretrained=None, **kwargs):
-    """Build the torch towers for architecture ``name`` (see :mod:`tvreid_sdk.modeling.factory`)."""
+    """Build the inference towers of ``name``'s family (see :func:`tvreid_sdk.modeling.factory.create_model`)."""
     from .factory import create_model as _create
 
     return _create(name, pretrained=pretrained, **kwargs)

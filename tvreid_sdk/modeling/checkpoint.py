@@ -70,7 +70,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         if (path / "manifest.json").is_file() and (path / BUNDLE_WEIGHTS).is_file():
             from ..bundle import load_bundle
 
-            bundle = load_bundle(path)  # verifies sha256 of everything, weights included
+            bundle = load_bundle(path)
+            weights = [a for a in bundle.manifest.artifacts if a.path == BUNDLE_WEIGHTS]
+            bundle.verify(weights)  # the file read next must be the one the manifest pins
             return bundle.root / BUNDLE_WEIGHTS
         for name in RUN_DIR_CANDIDATES:
             if (path / name).is_file():

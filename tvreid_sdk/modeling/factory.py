@@ -1,45 +1,56 @@
-"""``create_model``: architecture name (or config) + optional weight file → :class:`CLIPTowers`."""
+"""``create_model``: architecture name (or config) + optional weight file → the family's inference towers."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 
+from torch import nn
+
 from ..errors import ConfigError
-from ..registry import Registry
 from .arch import ArchCfg, TextCfg, VisionCfg, get_arch
-from .clip import CFFATowers, CLIPTowers
-from .tfclip import TFCLIPTowers
+from .family import FamilySpec, get_family
 from .weights import load_weights
 
-#: family name → inference ``nn.Module`` class taking an :class:`ArchCfg` (what a bundle's weights load into).
-INFERENCE_TOWERS: Registry[type] = Registry("model family")
-INFERENCE_TOWERS.register("dmca", CLIPTowers)
-INFERENCE_TOWERS.register("cffa", CFFATowers)
-INFERENCE_TOWERS.register("tfclip", TFCLIPTowers)
+
+def family_of(arch: ArchCfg) -> FamilySpec:
+    """The :class:`FamilySpec` of ``arch``.
+
+    Raises:
+        ConfigError: the family is not registered (the message lists the registered ones).
+    """
+    try:
+        return get_family(arch.family)
+    except KeyError as exc:
+        raise ConfigError(f"{exc.args[0]}; this tvreid cannot run {arch.family!r} models in PyTorch") from None
 
 
-def build_inference_towers(arch: ArchCfg, **options):
-    """The inference module of ``arch.family`` (random weights): :class:`CLIPTowers`, :class:`CFFATowers`,
-    :class:`TFCLIPTowers`...
+def build_inference_towers(arch: ArchCfg, **options) -> nn.Module:
+    """The inference module of ``arch.family`` (random weights, train mode): :class:`CLIPTowers`,
+    :class:`CFFATowers`, :class:`TFCLIPTowers`... (the family's ``FamilySpec.towers``).
 
     Args:
         arch: the bundle's architecture.
         **options: sizes the architecture does not fix, passed to the module (tfclip: ``num_cameras``,
-            ``tmd_layers``, from the bundle manifest's ``export["tfclip"]``).
+            ``tmd_layers``: ``FamilySpec.tower_options(manifest.family_cfg)``).
 
     Raises:
-        ConfigError: no inference module is registered for the family.
+        ConfigError: the family is unknown or its module cannot be imported.
     """
-    try:
-        cls = INFERENCE_TOWERS.get(arch.family)
-    except KeyError as exc:
-        raise ConfigError(f"{exc.args[0]}; this tvreid cannot run {arch.family!r} models in PyTorch") from None
-    return cls(arch, **options)
+    return family_of(arch).load_towers()(arch, **options)
+
+
+def tower_option_names(cls: type) -> tuple[str, ...]:
+    """Keyword arguments a tower class takes besides its architecture (its first parameter)."""
+    params = list(inspect.signature(cls).parameters.values())[1:]
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 _ARCH_FIELDS = {f.name for f in dataclasses.fields(ArchCfg)}
 _VISION_FIELDS = {f.name for f in dataclasses.fields(VisionCfg)}
 _TEXT_FIELDS = {f.name for f in dataclasses.fields(TextCfg)}
+#: names :func:`resolve_arch` reads as architecture overrides (unprefixed; ``vision_``/``text_`` forms besides)
+_OVERRIDE_NAMES = _ARCH_FIELDS | _VISION_FIELDS | _TEXT_FIELDS
 
 
 def resolve_arch(name: str | ArchCfg, **overrides) -> ArchCfg:
@@ -97,10 +108,13 @@ def resolve_arch(name: str | ArchCfg, **overrides) -> ArchCfg:
 
 
 def create_model(name: str | ArchCfg, pretrained: str | os.PathLike | None = None, *,
-                 allow_torchscript: bool = False, strict: bool = True, **arch_overrides) -> CLIPTowers:
-    """Build the CLIP towers of an architecture, optionally loading weights.
+                 allow_torchscript: bool = False, strict: bool = True, **overrides) -> nn.Module:
+    """Build the inference towers of an architecture's family, optionally loading weights.
 
-    The model is returned in **train mode**, as ``torch.nn`` modules are; call ``.eval()`` before inference.
+    The module class comes from the architecture's family (:meth:`FamilySpec.load_towers`): ``dmca`` →
+    :class:`~tvreid_sdk.modeling.clip.CLIPTowers`, ``cffa`` → :class:`~tvreid_sdk.modeling.clip.CFFATowers`,
+    ``tfclip`` → :class:`~tvreid_sdk.modeling.tfclip.TFCLIPTowers`. It is returned in **train mode**, as
+    ``torch.nn`` modules are; call ``.eval()`` before inference.
 
     Args:
         name: a name registered in :data:`~tvreid_sdk.modeling.arch.MODELS` (``"dmca-vit-b32"``...) or an
@@ -109,17 +123,30 @@ def create_model(name: str | ArchCfg, pretrained: str | os.PathLike | None = Non
             see :func:`~tvreid_sdk.modeling.weights.load_weights`). Positional embeddings are resized to the grid.
         allow_torchscript: accept TorchScript archives such as OpenAI's ``ViT-B-32.pt`` (they are code).
         strict: missing/unexpected keys in ``pretrained`` are an error.
-        **arch_overrides: architecture changes, e.g. ``image_size=(256, 128), patch_stride=16``
-            (see :func:`resolve_arch`).
+        **overrides: architecture changes, e.g. ``image_size=(256, 128), patch_stride=16`` (see
+            :func:`resolve_arch`), and options of the family's tower class, e.g. ``num_cameras=6, tmd_layers=1``
+            for tfclip or ``select_ratio=0.5`` for cffa (see :func:`tower_option_names`).
 
     Returns:
-        A float32 :class:`CLIPTowers` on CPU.
+        A float32 module on CPU: ``CLIPTowers``, ``CFFATowers`` or ``TFCLIPTowers``.
 
     Raises:
-        ConfigError: unknown architecture or override.
+        ConfigError: unknown architecture, family, override or tower option.
         ModelFormatError: the weight file is unreadable, unsafe or does not fit the architecture.
+
+    Example:
+        >>> create_model("tiny-tfclip", num_cameras=6).num_cameras  # doctest: +SKIP
+        6
     """
-    model = CLIPTowers(resolve_arch(name, **arch_overrides))
+    base = resolve_arch(name)
+    spec = family_of(base.replace(family=overrides.get("family", base.family)))
+    cls = spec.load_towers()
+    names = tower_option_names(cls)
+    options = {k: overrides.pop(k) for k in list(overrides) if k in names and k not in _OVERRIDE_NAMES}
+    try:
+        model = cls(resolve_arch(base, **overrides), **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build {cls.__name__}: {exc}") from None
     if pretrained is not None:
         load_weights(model, pretrained, strict=strict, allow_torchscript=allow_torchscript)
     return model

@@ -95,7 +95,8 @@ class FamilySpec:
         still_images: trained and served on single images (T = 1 tracklets).
         camera_input: its video encoder may take camera ids (when ``bundle_cfg`` says so).
         variants: ONNX variants it exports (``default``, ``cuda-fused``).
-        bench_frames: T used by ``tvreid bench`` with random weights (None: the architecture's default of 8).
+        bench_frames: T of the random-weight bundles ``tvreid bench`` exports for this family; None:
+            :meth:`bench_num_frames` decides from the architecture.
         no_text_hint: what to tell a user who sends a text query to a family without a text encoder.
     """
 
@@ -142,6 +143,14 @@ class FamilySpec:
     def frame_embeddings(self) -> bool:
         """Whether single frames have a meaningful per-frame embedding (``Encoder.encode_frames``)."""
         return "frame_encoder" in self.roles
+
+    def bench_num_frames(self, arch: "ArchCfg") -> int:
+        """T of a random-weight ``tvreid bench`` bundle of ``arch``: :attr:`bench_frames` when set; else 8 for the
+        family's own published architectures (named ``<family>-...``, e.g. ``dmca-vit-b32``, trained on 8-frame
+        tracklets) and 4 for the others (CLIP and tiny test architectures), to keep the bench small."""
+        if self.bench_frames is not None:
+            return self.bench_frames
+        return 8 if arch.name.startswith(f"{self.name}-") else 4
 
     def parse_cfg(self, data: Any) -> JsonCfg | None:
         """The typed ``family_cfg`` from its JSON form (None or ``{}`` gives the defaults, or None without a class).
@@ -199,7 +208,12 @@ class FamilySpec:
     def text_rejection(self, model_name: str) -> str:
         """The message for a text query sent to a bundle of this family."""
         return (f"bundle {model_name!r} is a {self.name} ({self.task}) model: it has no text encoder. "
-                + (self.no_text_hint or "Search by example instead."))
+                + (self.no_text_hint or "Search by example instead: gallery.search(gallery.get(key).embedding)."))
+
+    def frame_rejection(self, model_name: str) -> str:
+        """The message for single frames sent to a bundle of this family (no per-frame embedding)."""
+        return (f"bundle {model_name!r} is a {self.name} ({self.task}) model: it embeds whole tracklets (T frames "
+                "together), not single frames; collect the track's frames and call encode_tracklets")
 
 
 FAMILIES: Registry[FamilySpec] = Registry("model family")
@@ -215,7 +229,7 @@ def get_family(name: str) -> FamilySpec:
     """The registered :class:`FamilySpec` called ``name``.
 
     Raises:
-        KeyError: unknown family; the message lists the registered ones.
+        RegistryKeyError: unknown family (a ``KeyError``); the message lists the registered ones.
     """
     return FAMILIES.get(name)
 
@@ -249,5 +263,5 @@ register_family(FamilySpec(
     towers="tvreid_sdk.modeling.tfclip:TFCLIPTowers", output_dim=_tfclip_output_dim, bundle_cfg=TfclipBundleCfg,
     manifest_section="tfclip", eval_protocol="mars", camera_input=True, variants=("default",), bench_frames=4,
     no_text_hint="It searches by example: pick a tracklet and search with its embedding: `tvreid match --like "
-                 "TRACKLET_ID --gallery G`, or in Python gallery.similar(key) / "
+                 "TRACKLET_ID --gallery G`, or in Python gallery.search(gallery.get(key).embedding) / "
                  "gallery.search(encoder.encode_tracklets([frames]))"))

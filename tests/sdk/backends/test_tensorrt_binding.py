@@ -5,14 +5,16 @@ copies); the fake engine writes back what it was bound, so the tests check which
 from __future__ import annotations
 
 import contextlib
+import json
 import types
 
 import numpy as np
 import pytest
 
-from tvreid_sdk.bundle import BundleWriter, EngineMeta, Manifest
-from tvreid_sdk.errors import BackendUnavailableError, BundleError
+from tvreid_sdk.bundle import Bundle, BundleWriter, EngineMeta, Manifest, load_bundle
+from tvreid_sdk.errors import BackendUnavailableError, BundleError, EngineMismatchError
 from tvreid_sdk.modeling.arch import get_arch
+from tvreid_sdk.modeling.family import TfclipBundleCfg
 from tvreid_sdk.backends import tensorrt as trt_backend
 from tvreid_sdk.backends.tensorrt import TensorRTBackend, video_inputs
 
@@ -128,8 +130,8 @@ def _bundle(tmp_path, family: str = "tfclip", camera: bool = True):
         writer.add("video_encoder.plan", "trt_plan", role="video_encoder", precision="fp16",
                    engine=EngineMeta(trt_version="10.9.0", gpu_name="Fake GPU", compute_capability="9.0",
                                      precision="fp16", profiles=profiles))
-        export = {"tfclip": {"num_cameras": 3, "camera_input": camera}} if family == "tfclip" else {}
-        return writer.commit(Manifest(arch=arch, model_id="fake", num_frames=T, export=export))
+        family_cfg = TfclipBundleCfg(num_cameras=3, camera_input=camera) if family == "tfclip" else None
+        return writer.commit(Manifest(arch=arch, model_id="fake", num_frames=T, family_cfg=family_cfg))
 
 
 @pytest.fixture
@@ -214,9 +216,11 @@ def test_tfclip_needs_only_a_video_engine_and_dmca_still_needs_text(fake_runtime
 
 def test_a_chosen_gpu_holds_the_stream_and_every_buffer(tmp_path, fake_runtime):
     backend, ctx = fake_runtime(_bundle(tmp_path, camera=False), ["frames"], device="cuda:1")
-    assert backend.stream.device == 1 and _DEVICES_ENTERED == [1]  # engines and stream made on GPU 1
+    assert backend.stream.device == 1 and _DEVICES_ENTERED == [1]  # the stream made on GPU 1
+    assert backend.engines == {}  # engines are deserialised on first use...
     backend._execute("video_encoder", [_frames(2)])
-    assert _DEVICES_ENTERED == [1, 1]  # the run too
+    assert list(backend.engines) == ["video_encoder"]
+    assert _DEVICES_ENTERED == [1, 1, 1]  # ...on GPU 1 too, and the run
     assert _MEMORY[ctx.addresses["frames"]].device == "cuda:1"
 
 
@@ -225,3 +229,22 @@ def test_cuda_index_parses_device_strings():
     for bad in ("cpu", "cuda:x", "gpu:0"):
         with pytest.raises(BackendUnavailableError, match="CUDA device"):
             trt_backend.cuda_index(bad)
+
+
+def test_engines_are_deserialised_on_first_use_and_mismatches_fail_at_construction(fake_runtime, tmp_path,
+                                                                                   monkeypatch):
+    reads = []
+    real_read = Bundle.read
+    monkeypatch.setattr(Bundle, "read", lambda self, art: reads.append(art.path) or real_read(self, art))
+    backend, ctx = fake_runtime(_bundle(tmp_path, camera=False), ["frames"])
+    assert backend.roles == ("video_encoder",) and backend.engines == {} and reads == []  # nothing read yet
+    backend.encode_video(_frames(2))
+    backend.encode_video(_frames(1))
+    assert list(backend.engines) == ["video_encoder"] and reads == ["video_encoder.plan"]  # read once
+    stale = _bundle(tmp_path / "stale", camera=False)
+    data = stale.manifest.to_dict()
+    data["artifacts"][0]["engine"]["trt_version"] = "10.8.0"
+    (stale.root / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(EngineMismatchError, match="TensorRT version: plan 10.8.0, local 10.9.0"):
+        fake_runtime(load_bundle(stale.root), ["frames"])  # checked from the manifest, before any bytes are read
+    assert reads == ["video_encoder.plan"]

@@ -7,6 +7,7 @@ from tvreid_sdk.bench import SdkBenchCfg, TimingCfg, build_report, run_sdk_bench
 from tvreid_sdk.bench.device import cuda_available
 from tvreid_sdk.bench.sdk_bench import available_backends, backend_variants, e2e_gallery_size
 from tvreid_sdk.errors import ConfigError
+from tvreid_sdk.modeling.family import get_family
 
 FAST = TimingCfg(reps=3, warmup=1, budget_s=1.0)
 
@@ -67,7 +68,7 @@ def test_gpu_variants_come_from_the_family_s_main_encoder(family, role):
     other = "video_encoder" if role == "text_encoder" else "frame_encoder"
     artifacts = [art("onnx", role, "fp32"), art("onnx", role, "fp16"), art("trt_plan", role, "fp16"),
                  art("onnx", other, "fp32-fused")]  # another role's variants are not offered
-    bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(family=family, artifacts=artifacts))
+    bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(spec=get_family(family), artifacts=artifacts))
     variants, skipped = backend_variants(bundle, ["ort-cuda", "tensorrt"], "cuda:0")
     assert [(v.backend, v.precision, v.device) for v in variants] == [
         ("ort-cuda", "fp16", "cuda:0"), ("ort-cuda", "fp32", "cuda:0"), ("tensorrt", "fp16", "cuda:0")]

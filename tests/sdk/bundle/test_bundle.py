@@ -38,7 +38,21 @@ def test_flipped_byte_names_the_file(tmp_path):
     data = bytearray(path.read_bytes())
     data[3] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match="text_encoder.onnx"):
+    loaded = load_bundle(bundle.root)  # same size: found when the file is read (or by a full verify)
+    with pytest.raises(BundleError, match="text_encoder.onnx.*does not match manifest.json"):
+        loaded.read(loaded.manifest.find("text_encoder"))
+    for check in (loaded.verify, lambda: load_bundle(bundle.root, verify=True)):
+        with pytest.raises(BundleError, match="text_encoder.onnx: size or sha256 differs"):
+            check()
+    loaded.verify([loaded.manifest.find("weights")])  # only the named artifacts
+
+
+def test_a_resized_artifact_is_refused_at_load(tmp_path):
+    bundle = _write(tmp_path)
+    path = bundle.root / "weights.safetensors"
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(BundleError, match=r"weights.safetensors: size differs from manifest.json \(99 bytes, "
+                                          r"manifest.json says 100\).*re-export"):
         load_bundle(bundle.root)
 
 

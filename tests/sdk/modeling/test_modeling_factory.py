@@ -1,4 +1,4 @@
-"""create_model: registry lookup, overrides, pretrained weights."""
+"""create_model: registry lookup, the family's tower class and options, overrides, pretrained weights."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +7,10 @@ import torch
 import tvreid_sdk.modeling as modeling
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import ArchCfg, VisionCfg, get_arch
-from tvreid_sdk.modeling.clip import CLIPTowers
-from tvreid_sdk.modeling.factory import create_model, resolve_arch
+from tvreid_sdk.modeling import factory
+from tvreid_sdk.modeling.clip import CFFATowers, CLIPTowers
+from tvreid_sdk.modeling.factory import build_inference_towers, create_model, resolve_arch
+from tvreid_sdk.modeling.family import get_family
 from tvreid_sdk.modeling.weights import save_safetensors
 
 
@@ -69,3 +71,41 @@ def test_pretrained_square_weights_resize_to_a_new_image_size(tmp_path):
     assert torch.equal(dst.visual.conv1.weight, src.visual.conv1.weight)
     assert torch.equal(dst.text.text_projection, src.text.text_projection)
     assert dst.training
+
+
+@pytest.mark.parametrize("arch, cls_name, dim", [("tiny-test", "CLIPTowers", 32), ("tiny-cffa", "CFFATowers", 192),
+                                                 ("tiny-tfclip", "TFCLIPTowers", 160)])
+def test_create_model_builds_the_family_s_towers(arch, cls_name, dim):
+    model = create_model(arch)
+    assert type(model).__name__ == cls_name and model.training
+    assert type(model) is get_family(get_arch(arch).family).load_towers()
+    assert model.cfg.output_dim == dim
+    with torch.no_grad():
+        video = model.eval().encode_video(torch.zeros(2, 4, 3, 64, 32))  # [B,T,3,H,W] -> [B,output_dim]
+    assert video.shape == (2, dim)
+
+
+def test_create_model_passes_tower_options_and_refuses_unknown_ones():
+    towers = create_model("tiny-tfclip", num_cameras=6, tmd_layers=2, vision_layers=1)
+    assert towers.num_cameras == 6 and len(towers.tmd.blocks) == 2 and towers.cfg.vision.layers == 1
+    assert create_model("tiny-cffa", select_ratio=0.25).select_ratio == 0.25
+    with pytest.raises(ConfigError, match="unknown architecture override 'num_cameras'"):
+        create_model("tiny-test", num_cameras=6)  # CLIPTowers takes no cameras
+    with pytest.raises(ConfigError, match="cannot build TFCLIPTowers: .*tmd_layers >= 1"):
+        create_model("tiny-tfclip", tmd_layers=0)
+    with pytest.raises(ConfigError, match="unknown model family 'nope'.*cannot run"):
+        create_model("tiny-test", family="nope")
+
+
+def test_create_model_loads_weights_into_any_family(tmp_path):
+    torch.manual_seed(3)
+    src = create_model("tiny-tfclip", num_cameras=2).eval()
+    path = save_safetensors(src, tmp_path / "tf.safetensors")
+    dst = create_model("tiny-tfclip", path, num_cameras=2)
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
+
+
+def test_build_inference_towers_goes_through_the_family_registry():
+    towers = build_inference_towers(get_arch("tiny-cffa"))
+    assert isinstance(towers, CFFATowers)
+    assert not hasattr(factory, "INFERENCE_TOWERS")  # one family registry: FamilySpec.towers

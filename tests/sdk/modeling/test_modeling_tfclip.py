@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import get_arch
-from tvreid_sdk.modeling.factory import INFERENCE_TOWERS, build_inference_towers
+from tvreid_sdk.modeling.factory import build_inference_towers
+from tvreid_sdk.modeling.family import get_family
 from tvreid_sdk.modeling.tfclip import WEIGHT_PREFIXES, TFCLIPTowers, camera_offsets
 
 
@@ -34,7 +35,7 @@ def test_parameter_names_are_the_bundle_layout():
 
 
 def test_factory_builds_tfclip_towers_with_manifest_sizes():
-    assert INFERENCE_TOWERS.get("tfclip") is TFCLIPTowers
+    assert get_family("tfclip").load_towers() is TFCLIPTowers
     towers = build_inference_towers(get_arch("tiny-tfclip"), num_cameras=6, tmd_layers=2)
     assert isinstance(towers, TFCLIPTowers) and towers.num_cameras == 6 and len(towers.tmd.blocks) == 2
     assert towers.cfg == towers.arch == get_arch("tiny-tfclip")
