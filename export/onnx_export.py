@@ -1,7 +1,9 @@
-"""Trace the encoder graphs to ONNX and clean them up for GPU runtimes.
+"""Trace an encoder graph wrapper to ONNX and clean it up for GPU runtimes: :func:`export_module`, the one graph
+export every family goes through (:mod:`export.families` builds the wrappers, :func:`export.build.export_bundle`
+drives it).
 
 Exporter choice: the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``). With the static-shape wrappers
-of :mod:`export.onnx_graphs` it gives constant ``Reshape`` shapes (batch as ``-1``) and a dynamic batch axis via
+(:mod:`export.graph_kit`) it gives constant ``Reshape`` shapes (batch as ``-1``) and a dynamic batch axis via
 ``dynamic_axes``, and ``autograd.Function.symbolic`` lets the fused variant emit ``com.microsoft.Attention``
 directly. The dynamo exporter (torch's default since 2.9) turns every symbolic batch size into a
 ``Shape→Gather→Concat→Reshape`` chain, which ONNX Runtime places on the CPU and which blocks CUDA graphs. The
@@ -25,13 +27,12 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from tvreid_sdk.errors import ModelFormatError
-from tvreid_sdk.modeling.clip import CLIPTowers
-
-from .onnx_graphs import FrameEncoderGraph, TextEncoderGraph, VideoEncoderGraph
+from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.family import ENCODER_ROLES
 
 OPSET = 17  # LayerNormalization is one op from 17 on
 MS_DOMAIN = "com.microsoft"
-ROLES = ("text_encoder", "video_encoder", "frame_encoder")
+ROLES = ENCODER_ROLES  # text_encoder, video_encoder, frame_encoder
 DUMMY_BATCH = 2  # >= 2, or the tracer may bake a batch of 1 into the graph
 _SHAPE_OPS = {"Shape", "Size"}
 _SHAPE_CONSUMERS = {"Reshape", "Expand", "ConstantOfShape", "Tile", "Slice", "Range", "Resize", "Pad"}
@@ -46,86 +47,76 @@ class GraphSpec:
     output: tuple[str, tuple[int, ...]] = ("embeddings", ())
 
 
-def graph_spec(towers_cfg, role: str, num_frames: int) -> GraphSpec:
-    """I/O spec of ``role`` for an :class:`~tvreid_sdk.modeling.arch.ArchCfg`."""
-    h, w = towers_cfg.vision.image_size
-    d = towers_cfg.embed_dim
+def graph_spec(arch: ArchCfg, role: str, num_frames: int) -> GraphSpec:
+    """The standard I/O spec of ``role`` (what the SDK feeds): text ``input_ids [B,ctx]`` + ``eot_index [B]``, video
+    ``frames uint8 [B,T,H,W,3]``, frame ``frames uint8 [B,H,W,3]``; output ``embeddings [B, arch.output_dim]``."""
+    h, w = arch.vision.image_size
+    out = ("embeddings", (arch.output_dim,))
     if role == "text_encoder":
-        ctx = towers_cfg.text.context_length
-        return GraphSpec(role, (("input_ids", TensorProto.INT32, (ctx,)), ("eot_index", TensorProto.INT32, ())),
-                         ("embeddings", (d,)))
+        ctx = arch.text.context_length
+        return GraphSpec(role, (("input_ids", TensorProto.INT32, (ctx,)), ("eot_index", TensorProto.INT32, ())), out)
     if role == "video_encoder":
-        return GraphSpec(role, (("frames", TensorProto.UINT8, (num_frames, h, w, 3)),), ("embeddings", (d,)))
+        return GraphSpec(role, (("frames", TensorProto.UINT8, (num_frames, h, w, 3)),), out)
     if role == "frame_encoder":
-        return GraphSpec(role, (("frames", TensorProto.UINT8, (h, w, 3)),), ("embeddings", (d,)))
+        return GraphSpec(role, (("frames", TensorProto.UINT8, (h, w, 3)),), out)
     raise ValueError(f"unknown graph role {role!r}; known: {ROLES}")
 
 
 def dummy_inputs(spec: GraphSpec, batch: int = DUMMY_BATCH, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Random example inputs for tracing (values in range, EOT positions valid)."""
+    """Random example inputs for tracing, in range: uint8 pixels, token ids, EOT positions inside the context;
+    other integer inputs (e.g. a camera id) are 0."""
     gen = torch.Generator().manual_seed(seed)
+    dims = {name: d for name, _, d in spec.inputs}
+    context = dims.get("input_ids", (2,))[0]
     out = []
-    for name, elem, dims in spec.inputs:
+    for name, elem, shape in spec.inputs:
         if elem == TensorProto.UINT8:
-            out.append(torch.randint(0, 256, (batch, *dims), generator=gen, dtype=torch.uint8))
+            out.append(torch.randint(0, 256, (batch, *shape), generator=gen, dtype=torch.uint8))
         elif name == "eot_index":
-            out.append(torch.randint(1, 77, (batch,), generator=gen, dtype=torch.int32))
+            out.append(torch.randint(1, context, (batch, *shape), generator=gen, dtype=torch.int32))
+        elif name == "input_ids":
+            out.append(torch.randint(1, 49405, (batch, *shape), generator=gen, dtype=torch.int32))
         else:
-            out.append(torch.randint(1, 49405, (batch, *dims), generator=gen, dtype=torch.int32))
+            out.append(torch.zeros((batch, *shape), dtype=torch.int32))
     return tuple(out)
 
 
-def build_graph_module(towers: CLIPTowers, role: str, num_frames: int, fused_attention: bool) -> torch.nn.Module:
-    """The eval-mode wrapper module for ``role``."""
-    if role == "text_encoder":
-        module = TextEncoderGraph(towers, fused_attention)
-    elif role == "video_encoder":
-        module = VideoEncoderGraph(towers, num_frames, fused_attention)
-    elif role == "frame_encoder":
-        module = FrameEncoderGraph(towers, fused_attention)
-    else:
-        raise ValueError(f"unknown graph role {role!r}; known: {ROLES}")
-    return module.eval()
-
-
-def export_graph(towers: CLIPTowers, role: str, path: str | os.PathLike, *, num_frames: int,
-                 fused_attention: bool = False, metadata: dict[str, str] | None = None) -> onnx.ModelProto:
-    """Export one encoder graph to ``path`` (single file, no external data) and return the saved model.
+def export_module(module: torch.nn.Module, spec: GraphSpec, path: str | os.PathLike, *, arch: ArchCfg,
+                  metadata: dict[str, str] | None = None, fused_attention: bool = False) -> onnx.ModelProto:
+    """Export one encoder graph wrapper to ``path`` (single file, no external data) and return the saved model.
 
     Args:
-        towers: the towers, in eval mode.
-        role: ``text_encoder`` | ``video_encoder`` | ``frame_encoder``.
+        module: the eval-mode wrapper (:meth:`ExportFamily.graph_module <export.families.ExportFamily.graph_module>`),
+            called with the inputs of ``spec`` in order.
+        spec: its I/O (:meth:`ExportFamily.graph_spec <export.families.ExportFamily.graph_spec>`).
         path: destination ``.onnx`` file.
-        num_frames: T of the video graph.
-        fused_attention: emit ``com.microsoft.Attention`` (the CUDA-EP variant).
-        metadata: extra ``metadata_props`` (``tvreid.*`` keys by convention).
+        arch: the architecture (its name, family and sizes go into the metadata).
+        metadata: extra ``metadata_props`` (``tvreid.*`` keys by convention), over the defaults ``tvreid.role``,
+            ``tvreid.arch``, ``tvreid.family`` and ``tvreid.embed_dim``.
+        fused_attention: the module emits ``com.microsoft.Attention`` (declares that opset).
 
     Raises:
-        ModelFormatError: the towers are in training mode, or the exported graph still computes shapes at run time.
+        ModelFormatError: the module is in training mode, the architecture's vision and preprocessing image sizes
+            differ, or the exported graph still computes shapes at run time.
     """
-    if towers.training:
-        raise ModelFormatError("the towers are in training mode; call .eval() before exporting "
-                               "(dropout/checkpointing would be traced into the graph)")
-    cfg = towers.cfg
-    if tuple(cfg.vision.image_size) != tuple(cfg.preprocess.image_size):
-        raise ModelFormatError(f"arch {cfg.name!r}: vision.image_size {cfg.vision.image_size} differs from "
-                               f"preprocess.image_size {cfg.preprocess.image_size}; the graph takes frames resized "
+    if module.training:
+        raise ModelFormatError("the graph module is in training mode; call .eval() before exporting "
+                               "(dropout would be traced into the graph, BatchNorm would use batch statistics)")
+    if tuple(arch.vision.image_size) != tuple(arch.preprocess.image_size):
+        raise ModelFormatError(f"arch {arch.name!r}: vision.image_size {arch.vision.image_size} differs from "
+                               f"preprocess.image_size {arch.preprocess.image_size}; the graph takes frames resized "
                                "to the preprocess size, so make them equal in the architecture config")
-    spec = graph_spec(cfg, role, num_frames)
-    module = build_graph_module(towers, role, num_frames, fused_attention)
-    args = dummy_inputs(spec)
     path = Path(path)
-    _torch_export(module, args, path, spec, fused_attention)
-    model = onnx.load(str(path))
-    model = fold_constants(model)
+    _torch_export(module, dummy_inputs(spec), path, spec, fused_attention)
+    model = fold_constants(onnx.load(str(path)))
     _set_io_shapes(model, spec)
-    meta = {"tvreid.role": role, "tvreid.arch": cfg.name, "tvreid.embed_dim": str(cfg.embed_dim),
-            "tvreid.num_frames": str(num_frames), "tvreid.variant": "cuda-fused" if fused_attention else "default"}
+    meta = {"tvreid.role": spec.role, "tvreid.arch": arch.name, "tvreid.family": arch.family,
+            "tvreid.embed_dim": str(spec.output[1][-1])}
     meta.update(metadata or {})
     set_metadata(model, meta)
     leftovers = shape_subgraph_nodes(model)
     if leftovers:
-        raise ModelFormatError(f"{role}: the exported graph computes shapes at run time ({leftovers[:5]}); this "
+        raise ModelFormatError(f"{spec.role}: the exported graph computes shapes at run time ({leftovers[:5]}); this "
                                "blocks CUDA graphs. The torch exporter changed behaviour: pin torch or report a bug.")
     onnx.save(model, str(path))
     return model

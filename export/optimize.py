@@ -1,6 +1,6 @@
 """The CUDA-EP variant with fused attention, and how to prove the fusion happened.
 
-The variant is produced at export time (:func:`export.onnx_export.export_graph` with ``fused_attention=True``): each
+The variant is produced at export time (the family's graph module with ``fused=True``, :mod:`export.graph_kit`): each
 transformer block's attention becomes one ``com.microsoft.Attention`` node (packed QKV weights ``[W,3W]``,
 ``unidirectional=1`` for the causal text tower). ONNX Runtime runs it with its fused kernels on CUDA (flash/memory-
 efficient attention) and has a CPU kernel too, so the variant is parity-checked on CPU like the plain graphs.

@@ -1,10 +1,12 @@
-"""Parity of exported graphs with the PyTorch towers: the gate every bundle passes before it is written.
+"""Parity of exported graphs with the PyTorch model: the gate every bundle of every family passes before it is
+written (:func:`run_parity`).
 
 For each ONNX graph: ``onnx.checker`` full check, ONNX Runtime (CPU EP; CUDA EP too when present) against the eager
-fp32 towers with per-embedding cosine ≥ 0.9999 (fp32) / ≥ 0.999 (fp16), batch-1 outputs equal to batch-N outputs,
-and, per (precision, variant), the top-10 of caption queries over a small tracklet gallery identical to the torch
-top-10. The probe captions come from the real tokenizer and include one whose EOT sits at position 76 and an
-over-long one that the tokenizer truncates.
+fp32 reference with per-embedding cosine ≥ 0.9999 (fp32) / ≥ 0.999 (fp16), batch-1 outputs equal to batch-N
+outputs, and, per (precision, variant), the top-10 of caption queries over a small tracklet gallery identical to the
+torch top-10 (families with text and video graphs). The family gives the probe and the reference
+(:class:`export.families.ExportFamily`); the standard probe (:func:`make_probe`) has captions from the real tokenizer,
+including one whose EOT sits at position 76 and an over-long one that the tokenizer truncates.
 
 Top-10 comparison: ``top10_exact`` is strict list equality. The gate, ``top10_equal``, accepts a swap only between
 items whose *reference* scores differ by less than ``tie_tol`` (1e-5 fp32, 2e-3 fp16): such near-ties carry no
@@ -22,8 +24,10 @@ import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 
+from tvreid_sdk.config import PreprocessCfg
 from tvreid_sdk.errors import ModelFormatError
-from tvreid_sdk.modeling.clip import CLIPTowers
+from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.family import ENCODER_ROLES as ROLES
 from tvreid_sdk.text.tokenizer import get_tokenizer
 
 COS_MIN = {"fp32": 0.9999, "fp16": 0.999}
@@ -54,28 +58,45 @@ class GraphArtifact:
 
 
 @dataclasses.dataclass(frozen=True)
-class ParityProbe:
-    """Inputs shared by every graph: captions (ids, EOT) and a gallery of synthetic tracklets."""
+class Probe:
+    """The parity inputs of every role a family exports, and what the report says about them.
 
-    ids: np.ndarray  # int32 [Q,77]
-    eot_index: np.ndarray  # int32 [Q]
-    truncated: np.ndarray  # bool [Q]
-    videos: np.ndarray  # uint8 [G,T,H,W,3]
+    Attributes:
+        feeds: ``{role: {graph input name: array}}``, batch first (the same rows for the graph and the reference).
+        info: the report's ``probe`` section (sizes, seed, what makes the probe hard).
+    """
+
+    feeds: dict[str, dict[str, np.ndarray]]
+    info: dict
 
 
-def make_probe(towers: CLIPTowers, num_frames: int, *, num_videos: int = 16, seed: int = 0) -> ParityProbe:
-    """Captions (real tokenizer; EOT at 76; one over-long) and ``num_videos`` textured synthetic tracklets."""
-    tok = get_tokenizer()
-    ctx = towers.cfg.text.context_length
-    filler = _caption_with_eot_at(tok, ctx - 1)
-    overlong = " ".join(_CAPTIONS) + " " + " ".join(_CAPTIONS)
-    batch = tok(list(_CAPTIONS) + [filler, overlong], truncate=True)
-    if int(batch.eot_index[-2]) != ctx - 1 or not bool(batch.truncated[-1]) or int(batch.eot_index[-1]) != ctx - 1:
-        raise AssertionError("parity probe: the tokenizer did not produce the EOT-at-76 / truncated captions")
-    h, w = towers.cfg.vision.image_size
+def make_probe(arch: ArchCfg, num_frames: int, roles: tuple[str, ...] = ROLES, *, num_videos: int = 16,
+               seed: int = 0) -> Probe:
+    """The standard probe: captions (real tokenizer; EOT at the last position; one over-long) for ``text_encoder``,
+    ``num_videos`` textured synthetic tracklets for ``video_encoder`` and the frames of the first two for
+    ``frame_encoder`` (only the roles asked for)."""
+    h, w = arch.vision.image_size
     rng = np.random.default_rng(seed)
-    videos = np.stack([_synthetic_tracklet(rng, num_frames, h, w) for _ in range(num_videos)])
-    return ParityProbe(batch.ids, batch.eot_index, batch.truncated, videos)
+    videos = np.stack([_synthetic_tracklet(rng, num_frames, h, w) for _ in range(num_videos)])  # [G,T,H,W,3]
+    feeds: dict[str, dict[str, np.ndarray]] = {}
+    info: dict = {"num_frames": num_frames, "seed": seed}
+    if "text_encoder" in roles:
+        tok = get_tokenizer()
+        ctx = arch.text.context_length
+        filler = _caption_with_eot_at(tok, ctx - 1)
+        overlong = " ".join(_CAPTIONS) + " " + " ".join(_CAPTIONS)
+        batch = tok(list(_CAPTIONS) + [filler, overlong], truncate=True)
+        if int(batch.eot_index[-2]) != ctx - 1 or not bool(batch.truncated[-1]) or int(batch.eot_index[-1]) != ctx - 1:
+            raise AssertionError("parity probe: the tokenizer did not produce the EOT-at-76 / truncated captions")
+        feeds["text_encoder"] = {"input_ids": batch.ids, "eot_index": batch.eot_index}
+        info.update(captions=int(batch.ids.shape[0]), eot_positions=sorted({int(e) for e in batch.eot_index}),
+                    truncated_captions=int(batch.truncated.sum()))
+    if "video_encoder" in roles:
+        feeds["video_encoder"] = {"frames": videos}
+        info["gallery_tracklets"] = num_videos
+    if "frame_encoder" in roles:
+        feeds["frame_encoder"] = {"frames": videos[:2].reshape(-1, h, w, 3)}  # every frame of tracklets 0..1
+    return Probe(feeds, info)
 
 
 def _caption_with_eot_at(tok, position: int) -> str:
@@ -102,36 +123,29 @@ def _synthetic_tracklet(rng: np.random.Generator, t: int, h: int, w: int) -> np.
     return np.stack(frames).astype(np.uint8)  # [T,H,W,3]
 
 
-def _normalised_pixels(frames: np.ndarray, towers: CLIPTowers) -> torch.Tensor:
+def normalised_pixels(frames: np.ndarray, pre: PreprocessCfg) -> torch.Tensor:
     """uint8 ``[...,H,W,3]`` → the towers' float input ``[...,3,H,W]``: ``(x/255 - mean)/std``."""
-    pre = towers.cfg.preprocess
     x = torch.from_numpy(frames).float() / 255.0
     x = (x - torch.tensor(pre.mean)) / torch.tensor(pre.std)
     return x.movedim(-1, -3).contiguous()
 
 
 @torch.no_grad()
-def torch_reference(towers: CLIPTowers, probe: ParityProbe) -> dict[str, np.ndarray]:
-    """Eager fp32 embeddings: text (L2-normalised), video (L2-normalised), frames of video 0..1 (raw CLS)."""
-    ids = torch.from_numpy(probe.ids).long()
-    eot = torch.from_numpy(probe.eot_index).long()
-    text = F.normalize(towers.encode_text(ids, eot), dim=-1)
-    video = F.normalize(towers.encode_video(_normalised_pixels(probe.videos, towers)), dim=-1)
-    frames = towers.encode_image(_normalised_pixels(probe_frames(probe), towers))
-    return {"text_encoder": text.numpy(), "video_encoder": video.numpy(), "frame_encoder": frames.numpy()}
-
-
-def probe_frames(probe: ParityProbe) -> np.ndarray:
-    """The frames fed to the frame encoder: all frames of the first two tracklets, uint8 [N,H,W,3]."""
-    return probe.videos[:2].reshape(-1, *probe.videos.shape[2:])
-
-
-def feeds_for(role: str, probe: ParityProbe) -> dict[str, np.ndarray]:
-    if role == "text_encoder":
-        return {"input_ids": probe.ids, "eot_index": probe.eot_index}
-    if role == "video_encoder":
-        return {"frames": probe.videos}
-    return {"frames": probe_frames(probe)}
+def towers_reference(towers: torch.nn.Module, pre: PreprocessCfg,
+                     feeds: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Eager fp32 outputs of CLIP-style towers for the roles in ``feeds``: text ``encode_text`` and video
+    ``encode_video`` (L2-normalised), frames ``encode_image`` (as the towers return it)."""
+    out = {}
+    if "text_encoder" in feeds:
+        ids = torch.from_numpy(feeds["text_encoder"]["input_ids"]).long()
+        eot = torch.from_numpy(feeds["text_encoder"]["eot_index"]).long()
+        out["text_encoder"] = F.normalize(towers.encode_text(ids, eot), dim=-1).numpy()
+    if "video_encoder" in feeds:
+        video = towers.encode_video(normalised_pixels(feeds["video_encoder"]["frames"], pre))
+        out["video_encoder"] = F.normalize(video, dim=-1).numpy()
+    if "frame_encoder" in feeds:
+        out["frame_encoder"] = towers.encode_image(normalised_pixels(feeds["frame_encoder"]["frames"], pre)).numpy()
+    return out
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -178,25 +192,28 @@ def _batch_consistency(sess: ort.InferenceSession, feeds: dict[str, np.ndarray],
     return worst
 
 
-def run_parity(towers: CLIPTowers, num_frames: int, graphs: list[GraphArtifact], *, seed: int = 0,
-               num_videos: int = 16) -> dict:
-    """Check every graph against the towers; return the report stored in ``manifest.export["parity"]``.
+def run_parity(graphs: list[GraphArtifact], probe: Probe, reference: dict[str, np.ndarray], *,
+               reference_name: str = "PyTorch eager fp32 towers") -> dict:
+    """Check every graph against the eager reference; return the report stored in ``manifest.export["parity"]``.
 
-    Nothing is raised for a failed gate (see ``report["passed"]`` and each entry's ``passed``/``failures``) so
-    callers can print the whole report; :func:`require_passed` raises.
+    Per graph: ``onnx.checker``, then on each available provider the outputs for ``probe.feeds[role]`` against
+    ``reference[role]`` (cosine gate), batch-1 against batch-N; an fp16 graph the CPU provider cannot run is reported
+    as skipped there. When text and video graphs of the same precision and variant ran, the text→video top-10 is
+    compared with the reference's. Nothing is raised for a failed gate (see ``report["passed"]`` and each entry's
+    ``passed``/``failures``) so callers can print the whole report; :func:`require_passed` raises.
+
+    Args:
+        graphs: the ONNX files.
+        probe: the family's probe (:meth:`ExportFamily.probe <export.families.ExportFamily.probe>`).
+        reference: eager outputs per role for ``probe.feeds``.
+        reference_name: what the reference is, for the report.
     """
-    probe = make_probe(towers, num_frames, num_videos=num_videos, seed=seed)
-    ref = torch_reference(towers, probe)
     providers = ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in ort.get_available_providers():
         providers.append("CUDAExecutionProvider")
     report: dict = {
         "thresholds": {"cos_min": COS_MIN, "top_k": TOP_K, "tie_tol": TIE_TOL, "batch_abs_tol": BATCH_ABS_TOL},
-        "probe": {"captions": int(probe.ids.shape[0]), "eot_positions": sorted({int(e) for e in probe.eot_index}),
-                  "truncated_captions": int(probe.truncated.sum()), "gallery_tracklets": int(probe.videos.shape[0]),
-                  "num_frames": num_frames, "seed": seed},
-        "reference": "PyTorch eager fp32 towers",
-        "providers": providers,
+        "probe": dict(probe.info), "reference": reference_name, "providers": providers,
         "artifacts": {}, "retrieval": {},
     }
     outputs: dict[tuple[str, str, str, str], np.ndarray] = {}
@@ -204,7 +221,7 @@ def run_parity(towers: CLIPTowers, num_frames: int, graphs: list[GraphArtifact],
         entry: dict = {"role": art.role, "precision": art.precision, "variant": art.variant, "failures": []}
         check_graph(art.path)
         entry["checker"] = "ok"
-        feeds = feeds_for(art.role, probe)
+        feeds = probe.feeds[art.role]
         for provider in providers:
             key = "cpu" if provider == "CPUExecutionProvider" else "cuda"
             try:
@@ -217,7 +234,7 @@ def run_parity(towers: CLIPTowers, num_frames: int, graphs: list[GraphArtifact],
                 entry["failures"].append(f"{key}: ONNX Runtime failed to run the graph: {str(exc)[:300]}")
                 continue
             outputs[(art.role, art.precision, art.variant, key)] = out
-            cos = cosine_rows(out, ref[art.role])
+            cos = cosine_rows(out, reference[art.role])
             batch_diff = _batch_consistency(sess, feeds, out)
             entry[key] = {"cos_min": float(cos.min()), "cos_mean": float(cos.mean()),
                           "batch1_vs_batchN_max_abs": batch_diff}
@@ -232,7 +249,7 @@ def run_parity(towers: CLIPTowers, num_frames: int, graphs: list[GraphArtifact],
         g = outputs.get(("video_encoder", precision, variant, key))
         if role != "text_encoder" or g is None:
             continue
-        exact, tie_aware = topk_agreement(ref["text_encoder"], ref["video_encoder"], q, g,
+        exact, tie_aware = topk_agreement(reference["text_encoder"], reference["video_encoder"], q, g,
                                           tie_tol=TIE_TOL[precision])
         report["retrieval"][f"{precision}/{variant}/{key}"] = {"top10_exact": exact, "top10_equal": tie_aware,
                                                               "passed": tie_aware}

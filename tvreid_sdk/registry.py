@@ -43,6 +43,13 @@ class Registry(Generic[T]):
             known = ", ".join(sorted(self._items)) or "(none)"
             raise RegistryKeyError(f"unknown {self.kind} {name!r}; choose one of: {known}") from None
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its object (undoes a temporary registration, e.g. in a test); a miss raises
+        KeyError naming the choices."""
+        item = self.get(name)
+        del self._items[name]
+        return item
+
     def names(self) -> list[str]:
         return sorted(self._items)
 

@@ -13,8 +13,8 @@ if _HERE not in sys.path:  # lets the test modules import export_test_utils
 
 from tvreid_sdk.modeling.checkpoint import LoadedCheckpoint, save_checkpoint  # noqa: E402
 from export.fp16 import convert_to_fp16  # noqa: E402
-from export.onnx_export import ROLES, export_graph  # noqa: E402
-from export_test_utils import NUM_FRAMES, make_towers, random_feeds  # noqa: E402
+from export.onnx_export import ROLES  # noqa: E402
+from export_test_utils import NUM_FRAMES, export_role, make_towers, random_feeds  # noqa: E402
 from tvreid_sdk.config import SamplerCfg  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def graphs(towers, tmp_path_factory) -> dict:
     for role in ROLES:
         for variant, fused in (("default", False), ("cuda-fused", True)):
             path = root / f"{role}.{variant}.onnx"
-            model = export_graph(towers, role, path, num_frames=NUM_FRAMES, fused_attention=fused)
+            model = export_role(towers, role, path, num_frames=NUM_FRAMES, fused=fused)
             out[(role, "fp32", variant)] = (path, model)
             model16, _ = convert_to_fp16(model)
             path16 = root / f"{role}.{variant}.fp16.onnx"

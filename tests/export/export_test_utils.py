@@ -1,9 +1,14 @@
-"""Helpers shared by the export tests (tiny-test towers, valid random graph inputs)."""
+"""Helpers shared by the export tests (tiny-test towers, one graph through the family hooks, valid random inputs)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import onnx
 import torch
 
+from export.families import export_family
+from export.onnx_export import export_module
 from tvreid_sdk.modeling.arch import get_arch
 from tvreid_sdk.modeling.clip import CLIPTowers
 
@@ -14,6 +19,15 @@ def make_towers(name: str = "tiny-test", seed: int = 0) -> CLIPTowers:
     """Random-weight towers of architecture ``name`` in eval mode."""
     torch.manual_seed(seed)
     return CLIPTowers(get_arch(name)).eval()
+
+
+def export_role(towers: torch.nn.Module, role: str, path: str | os.PathLike, *, num_frames: int = NUM_FRAMES,
+                fused: bool = False) -> onnx.ModelProto:
+    """One graph of ``towers`` (any family), as export_bundle makes it: the family's wrapper and spec, export_module."""
+    hooks = export_family(towers.cfg.family)
+    return export_module(hooks.graph_module(towers, role, num_frames, fused),
+                         hooks.graph_spec(towers.cfg, role, num_frames, towers), path, arch=towers.cfg,
+                         fused_attention=fused)
 
 
 def random_feeds(role: str, batch: int, seed: int = 0, cfg=None) -> dict[str, np.ndarray]:

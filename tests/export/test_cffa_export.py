@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from export.build import export_bundle
-from export.cffa_graphs import export_graph as export_cffa_graph
-from tvreid_sdk.modeling.checkpoint import save_checkpoint
+from export.families import export_family
+from tvreid_sdk.modeling.checkpoint import load_checkpoint, save_checkpoint
 from export.onnx_export import op_counts, shape_subgraph_nodes
 from training.cffa import CFFA
 from training.checkpoint import save_model
@@ -82,6 +82,7 @@ def test_bundle_is_a_cffa_bundle_with_one_joint_vector_per_item(cffa_bundle):
         assert [d.dim_param or d.dim_value for d in out] == ["batch", 192]
         meta = {p.key: p.value for p in model.metadata_props}
         assert meta["tvreid.family"] == "cffa" and meta["tvreid.embed_dim"] == "192"
+        assert int(meta["tvreid.flfr_tokens"]) == (22 if role == "text_encoder" else 9)
         ops = op_counts(model)
         assert ops["TopK"] == 1 and ops["GatherElements"] == 1 and ops["BatchNormalization"] == 1
         assert shape_subgraph_nodes(model) == [] and model.opset_import[0].version >= 11
@@ -122,15 +123,27 @@ def test_graphs_match_the_training_model_and_score_like_cffa(cffa_bundle, cffa_m
 
 
 def test_cffa_export_refuses_what_it_cannot_serve(cffa_model, tmp_path):
+    hooks = export_family("cffa")
     towers = CFFATowers(cffa_model.arch).eval()
     with pytest.raises(ModelFormatError, match="no cuda-fused variant"):
-        export_cffa_graph(towers, "text_encoder", tmp_path / "t.onnx", num_frames=1, fused_attention=True)
+        hooks.graph_module(towers, "text_encoder", 1, fused=True)
     with pytest.raises(ModelFormatError, match="CFFATowers"):
-        export_cffa_graph(CLIPTowers(cffa_model.arch).eval(), "text_encoder", tmp_path / "t.onnx", num_frames=1)
+        hooks.graph_module(CLIPTowers(cffa_model.arch).eval(), "text_encoder", 1)
     bare = save_checkpoint(CLIPTowers(cffa_model.arch), tmp_path / "no_heads.safetensors", num_frames=1)
-    with pytest.raises(ModelFormatError, match="FLFR head"):
+    with pytest.raises(ModelFormatError, match=r"missing \['flfr_.*cffa recipe"):  # FLFR heads missing
         export_bundle(bare, tmp_path / "bundle", progress=lambda _: None)
     assert not (tmp_path / "bundle").exists()
+
+
+def test_the_one_checkpoint_reader_gives_cffa_towers_with_their_heads(cffa_model, tmp_path):
+    ckpt = tmp_path / "best.safetensors"
+    save_model(cffa_model, ckpt, cffa_model.arch, 1, SamplerCfg(name="rss", num_frames=1))
+    loaded = load_checkpoint(ckpt)
+    assert isinstance(loaded.towers, CFFATowers) and not loaded.towers.training and loaded.options == {}
+    images = torch.from_numpy(_images(2)).float().div(255).movedim(-1, -3)[:, None]  # any pixels: same input
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded.towers.encode_video(images).numpy(), cffa_model.encode_video(images).numpy(),
+                                   atol=1e-6)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx_bindings") is None,

@@ -9,9 +9,12 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper
 
-from export.onnx_export import OPSET, ROLES, build_graph_module, export_graph, fold_constants, shape_subgraph_nodes
-from export.parity import _normalised_pixels
+from export.families import export_family
+from export.onnx_export import OPSET, ROLES, export_module, fold_constants, graph_spec, shape_subgraph_nodes
+from export.parity import normalised_pixels
+from tvreid_sdk.config import SamplerCfg
 from tvreid_sdk.errors import ModelFormatError
+from tvreid_sdk.modeling.checkpoint import LoadedCheckpoint
 
 from export_test_utils import NUM_FRAMES, make_towers
 
@@ -42,7 +45,7 @@ def test_io_contract_opset_and_clean_structure(graphs, role):
     assert not ops & {"ArgMax", "Shape", "Size", "Constant", "Identity"}
     assert shape_subgraph_nodes(model) == []
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["tvreid.role"] == role and meta["tvreid.embed_dim"] == "32"
+    assert meta["tvreid.role"] == role and meta["tvreid.embed_dim"] == "32" and meta["tvreid.family"] == "dmca"
 
 
 def test_uint8_frames_go_straight_into_a_cast(graphs):
@@ -69,17 +72,16 @@ def test_wrappers_match_the_eager_towers(towers, feeds):
     text = feeds("text_encoder", 3)
     video = feeds("video_encoder", 2)
     frames = feeds("frame_encoder", 3)
+    pre, module = towers.cfg.preprocess, export_family("dmca").graph_module
     with torch.no_grad():
         ids, eot = torch.from_numpy(text["input_ids"]), torch.from_numpy(text["eot_index"])
         ref_text = F.normalize(towers.encode_text(ids.long(), eot.long()), dim=-1)
-        ref_video = F.normalize(towers.encode_video(_normalised_pixels(video["frames"], towers)), dim=-1)
-        ref_frames = towers.encode_image(_normalised_pixels(frames["frames"], towers))
+        ref_video = F.normalize(towers.encode_video(normalised_pixels(video["frames"], pre)), dim=-1)
+        ref_frames = towers.encode_image(normalised_pixels(frames["frames"], pre))
         for fused in (False, True):
-            got_text = build_graph_module(towers, "text_encoder", NUM_FRAMES, fused)(ids, eot)
-            got_video = build_graph_module(towers, "video_encoder", NUM_FRAMES, fused)(torch.from_numpy(
-                video["frames"]))
-            got_frames = build_graph_module(towers, "frame_encoder", NUM_FRAMES, fused)(torch.from_numpy(
-                frames["frames"]))
+            got_text = module(towers, "text_encoder", NUM_FRAMES, fused)(ids, eot)
+            got_video = module(towers, "video_encoder", NUM_FRAMES, fused)(torch.from_numpy(video["frames"]))
+            got_frames = module(towers, "frame_encoder", NUM_FRAMES, fused)(torch.from_numpy(frames["frames"]))
             torch.testing.assert_close(got_text, ref_text, rtol=0, atol=1e-5)
             torch.testing.assert_close(got_video, ref_video, rtol=0, atol=1e-5)
             torch.testing.assert_close(got_frames, ref_frames, rtol=1e-4, atol=1e-5)
@@ -97,13 +99,19 @@ def test_text_graph_pools_the_given_eot_index_not_the_largest_id(graphs, feeds):
 
 def test_training_mode_and_size_mismatch_are_refused(tmp_path):
     towers = make_towers()
-    towers.train()
+    hooks = export_family("dmca")
+    module = hooks.graph_module(towers, "text_encoder", 2).train()
     with pytest.raises(ModelFormatError, match="training mode"):
-        export_graph(towers, "text_encoder", tmp_path / "t.onnx", num_frames=2)
+        export_module(module, graph_spec(towers.cfg, "text_encoder", 2), tmp_path / "t.onnx", arch=towers.cfg)
+    towers.train()
+    with pytest.raises(ModelFormatError, match="training mode"):  # the pipeline checks the loaded towers first
+        hooks.load(LoadedCheckpoint(towers, towers.cfg, 2, SamplerCfg(), tmp_path / "x.safetensors"))
     towers.eval()
-    towers.cfg = towers.cfg.replace(preprocess=towers.cfg.preprocess.replace(image_size=(32, 32)))
+    bad = towers.cfg.replace(preprocess=towers.cfg.preprocess.replace(image_size=(32, 32)))
     with pytest.raises(ModelFormatError, match="preprocess.image_size"):
-        export_graph(towers, "frame_encoder", tmp_path / "f.onnx", num_frames=2)
+        export_module(hooks.graph_module(towers, "frame_encoder", 2), graph_spec(bad, "frame_encoder", 2),
+                      tmp_path / "f.onnx", arch=bad)
+    assert not list(tmp_path.iterdir())
 
 
 def _reshape_graph(shape_from_input: bool) -> onnx.ModelProto:

@@ -5,6 +5,7 @@ import numpy as np
 import onnx
 import pytest
 
+from export.families import export_family
 from export.onnx_export import ROLES
 from export.parity import (COS_MIN, GraphArtifact, check_graph, make_probe, require_passed, run_parity,
                            topk_agreement)
@@ -18,16 +19,27 @@ def _artifacts(graphs, precisions=("fp32", "fp16"), variants=("default", "cuda-f
             for role in ROLES for p in precisions for v in variants]
 
 
+def _parity(loaded, artifacts):
+    """run_parity as export_bundle calls it: the dmca family's probe and eager reference."""
+    hooks = export_family("dmca")
+    probe = hooks.probe(loaded)
+    return run_parity(artifacts, probe, hooks.reference(loaded, probe.feeds))
+
+
 def test_probe_has_eot_at_76_and_a_truncated_caption(towers):
-    probe = make_probe(towers, NUM_FRAMES, num_videos=5, seed=1)
-    assert probe.ids.dtype == np.int32 and probe.ids.shape[1] == 77
-    assert (probe.eot_index == 76).sum() >= 2 and probe.truncated.sum() == 1
-    assert (probe.ids[np.arange(len(probe.ids)), probe.eot_index] == 49407).all()
-    assert probe.videos.shape == (5, NUM_FRAMES, 64, 32, 3) and probe.videos.dtype == np.uint8
+    probe = make_probe(towers.cfg, NUM_FRAMES, num_videos=5, seed=1)
+    ids, eot = probe.feeds["text_encoder"]["input_ids"], probe.feeds["text_encoder"]["eot_index"]
+    assert ids.dtype == np.int32 and ids.shape[1] == 77
+    assert (eot == 76).sum() >= 2 and probe.info["truncated_captions"] == 1 and 76 in probe.info["eot_positions"]
+    assert (ids[np.arange(len(ids)), eot] == 49407).all()
+    videos = probe.feeds["video_encoder"]["frames"]
+    assert videos.shape == (5, NUM_FRAMES, 64, 32, 3) and videos.dtype == np.uint8
+    assert probe.feeds["frame_encoder"]["frames"].shape == (2 * NUM_FRAMES, 64, 32, 3)
+    assert set(make_probe(towers.cfg, NUM_FRAMES, ("video_encoder",), num_videos=2).feeds) == {"video_encoder"}
 
 
-def test_all_graphs_pass_parity(towers, graphs):
-    report = run_parity(towers, NUM_FRAMES, _artifacts(graphs))
+def test_all_graphs_pass_parity(loaded, graphs):
+    report = _parity(loaded, _artifacts(graphs))
     assert report["passed"] is True
     assert len(report["artifacts"]) == 12
     for name, entry in report["artifacts"].items():
@@ -41,7 +53,7 @@ def test_all_graphs_pass_parity(towers, graphs):
     assert 76 in report["probe"]["eot_positions"] and report["probe"]["truncated_captions"] == 1
 
 
-def test_double_normalisation_bug_fails_the_gate(towers, graphs, tmp_path):
+def test_double_normalisation_bug_fails_the_gate(loaded, graphs, tmp_path):
     """Scale the pixel normalisation (the fast-reid #177 class of bug): parity must fail and say why."""
     model = onnx.load(str(graphs[("video_encoder", "fp32", "default")][0]))
     sub = next(n for n in model.graph.node if n.op_type == "Mul" and "pixels" in n.name)
@@ -51,10 +63,8 @@ def test_double_normalisation_bug_fails_the_gate(towers, graphs, tmp_path):
     broken = tmp_path / "video_encoder.onnx"
     onnx.save(model, str(broken))
     text = graphs[("text_encoder", "fp32", "default")][0]
-    report = run_parity(towers, NUM_FRAMES, [GraphArtifact("video_encoder.onnx", "video_encoder", "fp32", "default",
-                                                           broken),
-                                             GraphArtifact("text_encoder.onnx", "text_encoder", "fp32", "default",
-                                                           text)])
+    report = _parity(loaded, [GraphArtifact("video_encoder.onnx", "video_encoder", "fp32", "default", broken),
+                              GraphArtifact("text_encoder.onnx", "text_encoder", "fp32", "default", text)])
     assert report["passed"] is False
     assert report["artifacts"]["video_encoder.onnx"]["cpu"]["cos_min"] < 0.9999
     assert report["artifacts"]["text_encoder.onnx"]["passed"] is True

@@ -4,23 +4,20 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.cffa_graphs import export_graph as export_cffa_graph
-from export.onnx_export import export_graph
-from export_test_utils import random_feeds
+from export_test_utils import export_role, random_feeds
 from tvreid_sdk.modeling.arch import get_arch
 from tvreid_sdk.modeling.clip import CFFATowers, CLIPTowers
 
 
-@pytest.mark.parametrize("arch_name, cls, export", [("tiny-test", CLIPTowers, export_graph),
-                                                    ("tiny-cffa", CFFATowers, export_cffa_graph)])
-def test_text_graph_is_unchanged_by_training_time_attention_dropout(tmp_path, arch_name, cls, export):
+@pytest.mark.parametrize("arch_name, cls", [("tiny-test", CLIPTowers), ("tiny-cffa", CFFATowers)])
+def test_text_graph_is_unchanged_by_training_time_attention_dropout(tmp_path, arch_name, cls):
     arch = get_arch(arch_name)
     torch.manual_seed(0)
     plain = cls(arch).eval()
     dropped = cls(arch.replace(text=arch.text.replace(attn_dropout=0.05)))
     dropped.load_state_dict(plain.state_dict())
     dropped.eval()
-    graphs = {name: export(towers, "text_encoder", tmp_path / f"{name}.onnx", num_frames=1)
+    graphs = {name: export_role(towers, "text_encoder", tmp_path / f"{name}.onnx", num_frames=1)
               for name, towers in (("plain", plain), ("dropped", dropped))}
     ops = {name: [node.op_type for node in model.graph.node] for name, model in graphs.items()}
     assert ops["dropped"] == ops["plain"] and "Dropout" not in ops["dropped"]

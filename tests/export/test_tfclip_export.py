@@ -9,14 +9,16 @@ import pytest
 import torch
 
 from export.build import export_bundle
+from export.families import export_family
 from export.onnx_export import shape_subgraph_nodes
-from export.tfclip_graphs import load_tfclip_checkpoint
 from export.trt import local_gpu
 from training.tfclip.checkpoint import save_tfclip
 from training.tfclip.config import TfclipDataSection, TfclipModelSection
 from training.tfclip.model import TFCLIP
 from tvreid_sdk.errors import BackendUnavailableError
 from tvreid_sdk.modeling.arch import get_arch
+from tvreid_sdk.modeling.checkpoint import load_checkpoint
+from tvreid_sdk.modeling.family import TfclipBundleCfg
 from tvreid_sdk.modeling.tfclip import TFCLIPTowers
 
 T = 4
@@ -62,12 +64,13 @@ def _cos(a, b):
 def test_bundle_holds_the_video_encoder_only(exported):
     _, bundle, rows = exported
     m = bundle.manifest
-    assert m.family == "tfclip" and m.num_frames == T and m.export["embedding_dim"] == 160 == m.arch.output_dim
+    assert m.family == "tfclip" and m.num_frames == T and m.embed_dim == 160 == m.arch.output_dim
     assert {(a.role, a.path) for a in m.artifacts} == {("weights", "weights.safetensors"),
                                                        ("video_encoder", "video_encoder.onnx"),
                                                        ("video_encoder", "video_encoder.fp16.onnx")}
-    assert m.export["tfclip"] == {"num_cameras": 6, "camera_input": True, "text_encoder": False, "tmd_layers": 1,
-                                  "camera_index": CAMERA_INDEX, "feature": "L2-normalised cat[CLS, projection, TMD]"}
+    assert m.schema_version == 2 and m.family_cfg == TfclipBundleCfg(num_cameras=6, camera_input=True, tmd_layers=1,
+                                                                      camera_index=CAMERA_INDEX)
+    assert m.export["tfclip"] == m.family_cfg.to_dict()  # schema 1's place, for readers of export["tfclip"]
     assert m.export["parity"]["passed"] and m.export["parity"]["artifacts"]["video_encoder.onnx"]["cpu"]["cos_min"] \
         >= 0.9999
     assert [r.parity.endswith("ok") for r in rows if r.artifact.endswith(".onnx")] == [True, True]
@@ -114,29 +117,31 @@ def test_model_without_sie_has_no_camera_input(tmp_path):
     assert [i.name for i in sess.get_inputs()] == ["frames"]
     frames = _frames(2, seed=1)
     assert _cos(sess.run(None, {"frames": frames})[0], _torch(model, frames)).min() >= 0.9999
-    assert bundle.manifest.export["tfclip"]["camera_input"] is False
+    assert bundle.manifest.family_cfg.camera_input is False and bundle.manifest.family_cfg.num_cameras == 0
 
 
 def test_reexport_from_the_bundle_keeps_the_model_id_and_camera_index(exported, tmp_path):
     _, bundle, _ = exported
     again, _ = export_bundle(bundle.root, tmp_path / "again", progress=lambda _: None)
     assert again.manifest.model_id == bundle.manifest.model_id
-    assert again.manifest.export["tfclip"]["camera_index"] == CAMERA_INDEX
-    ckpt = load_tfclip_checkpoint(bundle.root)
-    assert isinstance(ckpt.model, TFCLIPTowers) and ckpt.model.num_cameras == 6 and ckpt.camera_index == CAMERA_INDEX
+    assert again.manifest.family_cfg == bundle.manifest.family_cfg
+    ckpt = load_checkpoint(bundle.root)  # the one checkpoint reader: family towers, options from the tensors
+    assert isinstance(ckpt.towers, TFCLIPTowers) and ckpt.towers.num_cameras == 6
+    assert ckpt.options == {"num_cameras": 6, "tmd_layers": 1}
+    assert export_family("tfclip").family_cfg(ckpt).camera_index == CAMERA_INDEX
 
 
 def test_the_graph_runs_the_shared_inference_module(exported):
     """The eager reference of the parity gate is TFCLIPTowers.encode_video on the bundle's weights, and the graph
     matches it for known, unknown and out-of-range cameras."""
     _, bundle, _ = exported
-    ckpt = load_tfclip_checkpoint(bundle.root)
+    ckpt = load_checkpoint(bundle.root)
     frames, cams = _frames(4, seed=3), np.array([5, -1, 7, 0], np.int32)
     sess = ort.InferenceSession(str(bundle.root / "video_encoder.onnx"), providers=["CPUExecutionProvider"])
     pre = ckpt.arch.preprocess
     x = ((torch.from_numpy(frames).float() / 255 - torch.tensor(pre.mean)) / torch.tensor(pre.std)).movedim(-1, -3)
     with torch.no_grad():
-        ref = ckpt.model.encode_video(x, torch.from_numpy(cams)).numpy()
+        ref = ckpt.towers.encode_video(x, torch.from_numpy(cams)).numpy()
     assert _cos(sess.run(None, {"frames": frames, "camera": cams})[0], ref).min() >= 0.9999
 
 
@@ -166,6 +171,6 @@ def test_rtx_builds_the_video_engine_with_a_camera_profile_without_gpu(exported,
                                                         [4, T, 64, 32, 3]], ["camera", [1], [2], [4]]]
     entry = m.export["trt"]["engines"][plan.path]
     assert entry["parity"]["run"] is False and "no GPU" in entry["parity"]["reason"]
-    assert m.export["batch"] == {"min": 1, "opt": 2, "max": 4} and m.export["tfclip"]["camera_input"] is True
+    assert m.export["batch"] == {"min": 1, "opt": 2, "max": 4} and m.family_cfg.camera_input is True
     assert {r.artifact: r.parity for r in rows}[plan.path] == "built; not run here (no GPU)"
     assert m.model_id == bundle.manifest.model_id

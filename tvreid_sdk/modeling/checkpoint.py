@@ -1,13 +1,14 @@
 """The tvreid checkpoint convention: how training writes model weights and how export, evaluation and bundles read
-them (one reader for everyone).
+them (one reader for every family).
 
 * a checkpoint is one ``.safetensors`` file (never a pickle);
 * its header metadata has ``tvreid_arch`` = the :class:`~tvreid_sdk.modeling.arch.ArchCfg` as JSON, and optionally
   ``tvreid_num_frames`` (T of the video graph, an integer as text) and ``tvreid_sampler`` = the
-  :class:`~tvreid_sdk.config.SamplerCfg` as JSON;
-* tower weights are stored under ``visual.`` and ``text.`` with :class:`~tvreid_sdk.modeling.clip.CLIPTowers`
-  names; other prefixes are the family's heads (``flfr_*`` for cffa) or training-only modules (MLM head,
-  cross-modal layers, classifiers), which :func:`load_checkpoint` ignores;
+  :class:`~tvreid_sdk.config.SamplerCfg` as JSON; a family may add its own keys (tfclip: ``tvreid_tfclip``);
+* the inference weights use the names of the family's tower module (:attr:`FamilySpec.towers
+  <tvreid_sdk.modeling.family.FamilySpec.towers>`: ``visual.*``/``text.*`` for dmca, plus ``flfr_*`` for cffa;
+  ``visual.*``, ``sie``, ``tmd.*`` for tfclip); tensors under other top-level names are training-only modules (MLM
+  head, cross-modal layers, classifiers), which :func:`load_checkpoint` ignores;
 * a RUN_DIR (training output directory) holds ``best.safetensors`` and/or ``last.safetensors``; readers take
   ``best``, else ``last``;
 * a bundle's ``weights.safetensors`` follows the same convention (and a bundle directory is accepted too), which is
@@ -23,6 +24,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -30,25 +32,38 @@ from safetensors import safe_open
 from ..config import SamplerCfg
 from ..errors import ConfigError, ModelFormatError
 from .arch import ArchCfg
-from .clip import CLIPTowers
 from .weights import load_state_dict, save_safetensors
 
 RUN_DIR_CANDIDATES = ("best.safetensors", "last.safetensors")
 BUNDLE_WEIGHTS = "weights.safetensors"
-TOWER_PREFIXES = ("visual.", "text.")
 META_ARCH, META_FRAMES, META_SAMPLER = "tvreid_arch", "tvreid_num_frames", "tvreid_sampler"
 DEFAULT_NUM_FRAMES = 8
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadedCheckpoint:
-    """A checkpoint ready for export."""
+    """A checkpoint ready for export or evaluation.
 
-    towers: CLIPTowers
+    Attributes:
+        towers: the family's inference module (:meth:`FamilySpec.load_towers
+            <tvreid_sdk.modeling.family.FamilySpec.load_towers>`: ``CLIPTowers``, ``CFFATowers``, ``TFCLIPTowers``...)
+            in eval mode.
+        arch: its architecture.
+        num_frames: T of the video graph.
+        sampler: the frame sampler it was trained/evaluated with.
+        path: the ``.safetensors`` file it was read from.
+        metadata: the file's header metadata (family keys such as ``tvreid_tfclip`` included).
+        options: the keyword arguments the towers were built with beyond ``arch`` (tfclip: ``num_cameras``,
+            ``tmd_layers``).
+    """
+
+    towers: torch.nn.Module
     arch: ArchCfg
     num_frames: int
     sampler: SamplerCfg
     path: Path
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __iter__(self):  # unpacks as (towers, arch, num_frames, sampler)
         return iter((self.towers, self.arch, self.num_frames, self.sampler))
@@ -117,32 +132,57 @@ def parse_checkpoint_meta(path: Path, meta: dict[str, str]) -> tuple[ArchCfg, in
 
 
 def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
-    """Load the CLIP towers of a training checkpoint, RUN_DIR or bundle (export, evaluation).
+    """Load the inference towers of a training checkpoint, RUN_DIR or bundle of any family (export, evaluation).
+
+    The module is the family's (``arch.spec.load_towers()``), built with the options its tensors fix
+    (``FamilySpec.weight_options``: tfclip's SIE rows and TMD blocks), and must fit the file's tensors exactly under
+    its own top-level names; tensors under other names (training-only heads) are ignored.
 
     Returns:
         A :class:`LoadedCheckpoint`; it unpacks as ``(towers in eval mode, arch, num_frames, sampler)``.
 
     Raises:
-        ModelFormatError: missing/corrupt file, missing metadata, or tower weights that do not fit the arch.
+        ModelFormatError: missing/corrupt file, missing metadata, an unknown family, or tower weights that do not
+            fit the arch.
     """
     path = resolve_checkpoint(path)
     state = load_state_dict(path)  # header checks, finite values; never unpickles
-    arch, num_frames, sampler = parse_checkpoint_meta(path, read_metadata(path))
-    towers = CLIPTowers(arch)
-    load_fitting(towers, state, TOWER_PREFIXES, path,
-                 f"the {META_ARCH} metadata does not describe these weights — re-save the checkpoint from the training run")
-    return LoadedCheckpoint(towers.eval(), arch, num_frames, sampler, path)
+    meta = read_metadata(path)
+    arch, num_frames, sampler = parse_checkpoint_meta(path, meta)
+    try:
+        spec = arch.spec
+        cls = spec.load_towers()
+    except (KeyError, ConfigError) as exc:
+        raise ModelFormatError(f"{path}: {exc.args[0]}; this tvreid cannot load {arch.family!r} checkpoints") from None
+    options = spec.weight_options({k: tuple(v.shape) for k, v in state.items()})
+    towers = cls(arch, **options)
+    load_fitting(towers, state, None, path,
+                 f"the {META_ARCH} metadata ({arch.family} family: {cls.__name__}) does not describe these weights — "
+                 f"export a checkpoint written by `tvreid train` with a {arch.family} recipe, or re-save it")
+    return LoadedCheckpoint(towers.eval(), arch, num_frames, sampler, path, meta, options)
 
 
-def load_fitting(module: torch.nn.Module, state: dict[str, torch.Tensor], prefixes: tuple[str, ...], path: Path,
-                 hint: str) -> None:
+def load_fitting(module: torch.nn.Module, state: dict[str, torch.Tensor], prefixes: tuple[str, ...] | None,
+                 path: Path, hint: str) -> None:
     """Load the tensors of ``state`` under ``prefixes`` into ``module`` (as fp32), which must fit it exactly.
+
+    Args:
+        module: the module to fill.
+        state: the file's tensors.
+        prefixes: name prefixes that belong to ``module`` (None: the top-level names of ``module``'s own state,
+            e.g. ``visual``, ``text``, ``flfr_visual``, ``sie``); other tensors are ignored.
+        path: the file, for messages.
+        hint: what to do, appended to the message.
 
     Raises:
         ModelFormatError: missing, unexpected or wrongly shaped tensors (the first three of each named, then ``hint``).
     """
-    wanted = {k: v for k, v in state.items() if k.startswith(prefixes)}
     target = module.state_dict()
+    if prefixes is None:
+        roots = {k.split(".")[0] for k in target}
+        wanted = {k: v for k, v in state.items() if k.split(".")[0] in roots}
+    else:
+        wanted = {k: v for k, v in state.items() if k.startswith(prefixes)}
     missing = sorted(set(target) - set(wanted))
     unexpected = sorted(set(wanted) - set(target))
     wrong = [f"{k}: file {list(v.shape)} vs arch {list(target[k].shape)}"
@@ -174,13 +214,16 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(towers: CLIPTowers, path: str | os.PathLike, *, num_frames: int = DEFAULT_NUM_FRAMES,
+def save_checkpoint(towers: torch.nn.Module, path: str | os.PathLike, *, num_frames: int = DEFAULT_NUM_FRAMES,
                     sampler: SamplerCfg | None = None, extra: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write ``towers`` (fp32, plus optional extra tensors such as training heads) as a convention checkpoint."""
+    """Write ``towers`` (any family's module with a ``cfg`` :class:`ArchCfg`; fp32, plus optional extra tensors such as
+    training heads) as a convention checkpoint."""
     sampler = sampler or SamplerCfg(num_frames=num_frames)
     state = {k: v.detach().float() for k, v in towers.state_dict().items()}
+    roots = sorted({k.split(".")[0] for k in state})
     for key in extra or {}:
-        if key.startswith(TOWER_PREFIXES):
-            raise ConfigError(f"extra tensor {key!r} uses a tower prefix {TOWER_PREFIXES}; give heads their own prefix")
+        if key.split(".")[0] in roots:
+            raise ConfigError(f"extra tensor {key!r} uses a tower name ({', '.join(roots)}); give heads their own "
+                              "prefix")
     state.update(extra or {})
     return save_safetensors(state, path, checkpoint_metadata(towers.cfg, num_frames, sampler))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..config import JsonCfg
 from ..errors import ConfigError
@@ -77,6 +77,10 @@ def _no_local(arch: "ArchCfg") -> int:
     return 0
 
 
+def _no_weight_options(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+    return {}
+
+
 @dataclasses.dataclass(frozen=True)
 class FamilySpec:
     """One model family, declared once.
@@ -98,6 +102,9 @@ class FamilySpec:
         bench_frames: T of the random-weight bundles ``tvreid bench`` exports for this family; None:
             :meth:`bench_num_frames` decides from the architecture.
         no_text_hint: what to tell a user who sends a text query to a family without a text encoder.
+        weight_options: ``{tensor name: shape} -> dict``, the tower keyword arguments a checkpoint's tensors fix
+            (tfclip: SIE rows and TMD blocks); what :func:`tvreid_sdk.modeling.checkpoint.load_checkpoint` builds
+            the towers with. Default: none.
     """
 
     name: str
@@ -115,6 +122,7 @@ class FamilySpec:
     variants: tuple[str, ...] = ("default", "cuda-fused")
     bench_frames: int | None = None
     no_text_hint: str = ""
+    weight_options: Callable[[Mapping[str, tuple[int, ...]]], dict[str, Any]] = _no_weight_options
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.roles if r not in ENCODER_ROLES] + [q for q in self.queries if q not in QUERY_KINDS]
@@ -251,6 +259,12 @@ def _tfclip_output_dim(arch: "ArchCfg") -> int:
     return 2 * arch.vision.width + arch.embed_dim  # cat[CLS, projection, TMD]: 768 + 512 + 768 = 2048
 
 
+def _tfclip_weight_options(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+    """SIE rows (``sie`` ``[C,W]``, absent without SIE) and TMD blocks (``tmd.blocks.<i>.*``) of the checkpoint."""
+    blocks = {name.split(".")[2] for name in shapes if name.startswith("tmd.blocks.")}
+    return {"num_cameras": int(shapes["sie"][0]) if "sie" in shapes else 0, "tmd_layers": max(1, len(blocks))}
+
+
 register_family(FamilySpec(
     name="dmca", task="text-to-video", roles=ENCODER_ROLES, queries=("text", "image", "tracklet"),
     towers="tvreid_sdk.modeling.clip:CLIPTowers"))
@@ -260,7 +274,8 @@ register_family(FamilySpec(
     still_images=True, variants=("default",), bench_frames=1))  # no cuda-fused: fused attention hides its weights
 register_family(FamilySpec(
     name="tfclip", task="video-to-video", roles=("video_encoder",), queries=("image", "tracklet"),
-    towers="tvreid_sdk.modeling.tfclip:TFCLIPTowers", output_dim=_tfclip_output_dim, bundle_cfg=TfclipBundleCfg,
+    towers="tvreid_sdk.modeling.tfclip:TFCLIPTowers", weight_options=_tfclip_weight_options,
+    output_dim=_tfclip_output_dim, bundle_cfg=TfclipBundleCfg,
     manifest_section="tfclip", eval_protocol="mars", camera_input=True, variants=("default",), bench_frames=4,
     no_text_hint="It searches by example: pick a tracklet and search with its embedding: `tvreid match --like "
                  "TRACKLET_ID --gallery G`, or in Python gallery.search(gallery.get(key).embedding) / "
