@@ -181,8 +181,6 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "source": {"file": ckpt.path.name},
             "batch": {"min": min_batch, "opt": opt_batch, "max": max_batch},
         })
-        if family_cfg is not None and spec.manifest_section:  # for readers of export[<section>] (schema 1's place)
-            export_info[spec.manifest_section] = family_cfg.to_dict()
         manifest = Manifest(arch=arch, model_id=model_id, num_frames=num_frames, tokenizer=tokenizer,
                             sampler=sampler, export=export_info, family_cfg=family_cfg, name=arch.name,
                             description=_description(arch))

@@ -26,7 +26,7 @@ def test_index_feeds_the_training_camera_of_each_tracklet(run_cli, tmp_path):
 
     tracklets = {t.track_id: t for t in list(data.query) + list(data.gallery)}
     with Gallery.open(tmp_path / "gallery") as gallery, Encoder.from_bundle(tmp_path / "bundle") as enc:
-        assert enc.manifest.export["tfclip"]["camera_index"] == index and index
+        assert enc.manifest.family_cfg.camera_index == index and index
         keys = gallery.keys()
         entries = [gallery.get(k) for k in keys]
         frames = [list(tracklets[e.record.native_id].frames) for e in entries]

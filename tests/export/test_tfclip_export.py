@@ -70,7 +70,7 @@ def test_bundle_holds_the_video_encoder_only(exported):
                                                        ("video_encoder", "video_encoder.fp16.onnx")}
     assert m.schema_version == 2 and m.family_cfg == TfclipBundleCfg(num_cameras=6, camera_input=True, tmd_layers=1,
                                                                       camera_index=CAMERA_INDEX)
-    assert m.export["tfclip"] == m.family_cfg.to_dict()  # schema 1's place, for readers of export["tfclip"]
+    assert "tfclip" not in m.export  # schema 2: the typed family_cfg only (schema 1 kept it in export["tfclip"])
     assert m.export["parity"]["passed"] and m.export["parity"]["artifacts"]["video_encoder.onnx"]["cpu"]["cos_min"] \
         >= 0.9999
     assert [r.parity.endswith("ok") for r in rows if r.artifact.endswith(".onnx")] == [True, True]
