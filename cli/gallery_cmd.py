@@ -85,8 +85,10 @@ def verify(path: str, full: bool) -> None:
 
     with Gallery.open(path, readonly=True) as g:
         g.verify(full=full)
-        n = len(g)
-    click.echo(f"ok: {n} items ({'full' if full else 'quick'} check)")
+        n, legacy = len(g), g.count_without_fingerprint()
+    note = (f"; {legacy} without a fingerprint (indexed before fingerprints: a re-run trusts their key)"
+            if legacy else "")
+    click.echo(f"ok: {n} items ({'full' if full else 'quick'} check){note}")
 
 
 @gallery.command()
