@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import sys
 import tempfile
 from pathlib import Path
 
 import click
+
+from tvreid_sdk.registry import module_available
+
+from .extras import EXTRA_MODULES, MissingExtraError, message, missing_module, require_extra
 
 FULL = {"gallery_sizes": "1e5,1e6,1e7", "queries": "1,32,256", "text_batches": "1,8,64", "video_batches": "1,8,32",
         "tokenizer_batches": "1,64", "reps": 50, "warmup": 5, "budget_s": 20.0, "copy_mib": 1024,
@@ -48,7 +51,7 @@ def make_bench_bundle(arch_name: str, out: Path, device: str, progress=click.ech
 
     gpu = device.startswith("cuda")
     ckpt = write_bench_checkpoint(arch_name, out.with_name(out.name + ".safetensors"))
-    trt = gpu and bool(importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx"))
+    trt = gpu and module_available("tensorrt") or module_available("tensorrt_rtx")
     progress(f"exporting a random-weight {arch_name} bundle for the benchmark (T={ckpt.num_frames}, fp16: {gpu}, "
              f"TensorRT: {trt})")
     kwargs = dict(roles=ckpt.roles, fp16=gpu, progress=lambda m: progress("  " + m))
@@ -152,6 +155,11 @@ def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes
         return preset[key] if value is None else value
 
     progress = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
+    if train or train_only:
+        require_extra("bench", "train", why="with --train/--train-only")
+    elif not bundle_path and missing_module(EXTRA_MODULES["train"]):
+        raise MissingExtraError(f"{message('bench', missing_module(EXTRA_MODULES['train']), 'train', 'without --bundle')}"
+                                " (it exports a random-weight model); or pass --bundle BUNDLE, which runs without it")
     try:
         device = resolve_device(device)
     except ValueError as exc:

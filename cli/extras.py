@@ -35,7 +35,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 #: commands that need an extra whatever their options (option-level needs are checked inside the commands)
-COMMAND_EXTRAS: dict[str, str] = {"train": "train", "eval": "train", "export": "train"}
+COMMAND_EXTRAS: dict[str, str] = {"train": "train", "eval": "train", "export": "train", "ingest": "video"}
 
 
 class MissingExtraError(TvreidError):

@@ -8,21 +8,49 @@ import click
 from tvreid_sdk import __version__
 from tvreid_sdk.errors import TvreidError
 
+from .extras import COMMAND_EXTRAS, missing_extra_message, require_extra
+
 
 def _fail(message: str) -> None:
     click.echo("error: " + " ".join(str(message).split()), err=True)
     sys.exit(2)
 
 
+def _option_value(args: list[str], option: str) -> str | None:
+    """The value of ``option`` in raw command-line ``args`` (``--opt V`` or ``--opt=V``), or None."""
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 class _Group(click.Group):
-    """Turns every :class:`TvreidError` (registry misses included: ``RegistryKeyError``) and usage error into one
-    clear line + exit 2. Anything else is a bug and keeps its traceback."""
+    """Turns every :class:`TvreidError` (registry misses included: ``RegistryKeyError``), usage error and missing
+    optional extra into one clear line + exit 2. Anything else is a bug and keeps its traceback."""
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta["tvreid.command"] = name
+        if not {"-h", "--help"} & set(rest):  # help needs no extra
+            extra = COMMAND_EXTRAS.get(name or "")
+            if extra:
+                require_extra(name, extra)
+            if _option_value(rest, "--backend") == "torch":
+                require_extra(name, "train", why="with --backend torch")
+        return name, command, rest
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TvreidError as exc:
             _fail(str(exc))
+        except ModuleNotFoundError as exc:  # an extra's package imported deep inside a command
+            message = missing_extra_message(ctx.meta.get("tvreid.command") or "", exc)
+            if message is None:
+                raise
+            _fail(message)
         except click.UsageError as exc:
             command = f"tvreid {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "tvreid"
             _fail(f"{exc.format_message()} Run `{command} --help` for the options.")

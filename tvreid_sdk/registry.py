@@ -1,6 +1,7 @@
 """A tiny explicit registry: duplicate names are errors, misses list what exists."""
 from __future__ import annotations
 
+import importlib.util
 from typing import Callable, Generic, Iterator, TypeVar
 
 from .errors import RegistryKeyError
@@ -58,3 +59,12 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
+
+
+def module_available(name: str) -> bool:
+    """Whether the optional package ``name`` is installed (without importing it); False also when looking it up
+    fails (a broken install, or an import hook that hides it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False

@@ -1,12 +1,12 @@
 """Inference backends behind one interface, chosen by name or automatically."""
 from __future__ import annotations
 
-import importlib.util
 
 from ..bundle import Bundle
 from ..errors import BackendUnavailableError
 from . import onnxrt, tensorrt, torch_backend  # noqa: F401  (registration; none imports torch/TensorRT here)
 from .base import BACKENDS, Backend
+from ..registry import module_available
 
 __all__ = ["BACKENDS", "Backend", "create_backend", "auto_backend_order"]
 
@@ -16,7 +16,7 @@ def auto_backend_order(bundle: Bundle) -> list[str]:
     ONNX Runtime CUDA (provider present), ONNX Runtime CPU."""
     order = []
     has_plan = any(a.kind == "trt_plan" for a in bundle.manifest.artifacts)
-    if has_plan and (importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx_bindings")):
+    if has_plan and (module_available("tensorrt") or module_available("tensorrt_rtx_bindings")):
         order.append("tensorrt")
     if onnxrt.cuda_provider_available():
         order.append("ort-cuda")

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import platform
 import sys
 from typing import Any, Optional
 
 from .._version import __version__
+from ..registry import module_available
 
 # Packages whose versions every report records ("not installed" when absent).
 VERSION_PACKAGES = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "faiss-cpu", "faiss-gpu",
@@ -16,7 +16,7 @@ VERSION_PACKAGES = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", 
 
 
 def torch_installed() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    return module_available("torch")
 
 
 def cuda_available() -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib.util
 import itertools
 from typing import Any, Callable, Optional
 
@@ -25,6 +24,7 @@ from .device import host_memory_available, torch_installed
 from .matching import MATCH_NAMES, bench_matching, copy_bandwidth, gallery_fits, matcher_specs, random_unit_rows
 from .report import make_row, skipped_row
 from .timing import HOST, Timing, TimingCfg, measure
+from ..registry import module_available
 
 TASKS = ("tokenize", "text_encode", "video_embed", "match", "text_query")
 TEXT_TIMING = "host wall clock: int32 token ids on the host → L2-normalised embeddings on the host (H2D/D2H included)"
@@ -111,7 +111,7 @@ def available_backends(bundle: Bundle, device: str) -> list[str]:
     if gpu and cuda_provider_available():
         names.append("ort-cuda")
     has_plan = any(a.kind == "trt_plan" for a in bundle.manifest.artifacts)
-    if gpu and has_plan and any(importlib.util.find_spec(m) for m in TRT_MODULES):
+    if gpu and has_plan and any(module_available(m) for m in TRT_MODULES):
         names.append("tensorrt")
     if torch_installed():
         names.append("torch")
