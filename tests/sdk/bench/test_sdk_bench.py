@@ -100,10 +100,9 @@ def test_tensorrt_is_offered_on_a_gpu_when_a_module_the_backend_imports_is_insta
 
     from tvreid_sdk.bench import sdk_bench
 
-    real_find_spec = sdk_bench.importlib.util.find_spec
-    monkeypatch.setattr(sdk_bench.importlib.util, "find_spec",
-                        lambda name: object() if name in installed else (
-                            None if name.startswith("tensorrt") else real_find_spec(name)))
+    real_available = sdk_bench.module_available
+    monkeypatch.setattr(sdk_bench, "module_available",
+                        lambda name: name in installed or (not name.startswith("tensorrt") and real_available(name)))
     monkeypatch.setattr(sdk_bench, "cuda_provider_available", lambda: False)
     bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(artifacts=[types.SimpleNamespace(kind="trt_plan")]))
     assert ("tensorrt" in available_backends(bundle, "cuda")) is listed
