@@ -46,9 +46,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import bench_cmd, data_cmds, export_cmd, gallery_cmd, ingest_cmd, match_cmd, train_cmds
+    from . import (audit_cmd, bench_cmd, data_cmds, export_cmd, gallery_cmd, ingest_cmd, match_cmd, serve_cmd,
+                   train_cmds)
 
-    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd):
+    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd, serve_cmd,
+                   audit_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
