@@ -42,6 +42,7 @@ def cli() -> None:
     tvreid train RECIPE --data ROOT --out RUN      train a model
     tvreid export RUN --out BUNDLE                 export it for deployment
     tvreid bench --json bench.json                 latency/throughput on this machine
+    tvreid serve [--gallery G --bundle B]          web page + REST API with tokens and an audit log
     """
 
 
