@@ -6,6 +6,8 @@ encoder batch size (from the server's /metrics).
     python scripts/serve_load.py                       # demo model + demo gallery, 32 clients, 30 s
     python scripts/serve_load.py --clients 1 --seconds 10
     python scripts/serve_load.py --bundle B --gallery G --json out.json
+    python scripts/serve_load.py --random-arch dmca-vit-b32 --keep /tmp/vitb   # random-weight ViT-B bundle
+                                                                             # + 10k-row random gallery (needs torch)
 
 The clients are a minimal asyncio HTTP/1.1 client (one process, one thread), so they cost the machine little; on a
 2-core box they still share the CPU with the server, which the figures include.
@@ -37,6 +39,26 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def make_random(arch: str, out: Path, rows: int) -> tuple[Path, Path]:
+    """A random-weight bundle of ``arch`` (as ``tvreid bench`` builds it) and a gallery of ``rows`` random unit
+    vectors of its model, under ``out`` (reused when already there)."""
+    import numpy as np
+
+    from cli.bench_cmd import make_bench_bundle
+    from tvreid_sdk import Gallery, TrackletRecord, load_bundle
+
+    bundle_dir, gallery_dir = out / "bundle", out / "gallery"
+    manifest = load_bundle(bundle_dir).manifest if (bundle_dir / "manifest.json").is_file() else \
+        make_bench_bundle(arch, bundle_dir, "cpu", progress=lambda m: print(m, file=sys.stderr)).manifest
+    if not (gallery_dir / "gallery.sqlite").is_file():
+        vectors = np.random.default_rng(0).standard_normal((rows, manifest.embed_dim)).astype(np.float32)  # [N,D]
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        with Gallery.create(gallery_dir, model_id=manifest.model_id, embed_dim=manifest.embed_dim) as g:
+            g.add([TrackletRecord(key=f"r{i:06d}", camera=f"C{i % 6 + 1}", start_time=1714557600.0 + i)
+                   for i in range(rows)], vectors)
+    return bundle_dir, gallery_dir
 
 
 def _metrics(url: str, token: str) -> tuple[float, float]:
@@ -112,9 +134,17 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--json", dest="json_path")
+    ap.add_argument("--random-arch", help="Serve a random-weight bundle of this arch (e.g. dmca-vit-b32) and a "
+                                          "random gallery instead of --bundle/--gallery.")
+    ap.add_argument("--gallery-size", type=int, default=10000, help="Rows of the --random-arch gallery.")
+    ap.add_argument("--keep", type=Path, help="Where to build (and reuse) the --random-arch bundle and gallery.")
     args = ap.parse_args()
     if not 0 < args.seconds <= 600:
         ap.error("--seconds must be in (0, 600]")
+    if args.random_arch:
+        place = args.keep or Path(tempfile.mkdtemp(prefix="tvreid-load-model-"))
+        bundle_dir, gallery_dir = make_random(args.random_arch, place, args.gallery_size)
+        args.bundle, args.gallery = str(bundle_dir), str(gallery_dir)
 
     from tvreid_sdk.serve.auth import TokenStore
 

@@ -129,6 +129,9 @@ async def search(request: Request, service: Service, principal: Principal) -> Re
         for key in req.like:
             _entry(service, principal, key)  # 404 for keys that do not exist for this token
         if req.text is not None:
+            if getattr(service.encoder.manifest, "family", None) == "tfclip":
+                raise ApiError(400, "text_not_supported", "this model (tfclip) has no text encoder: search by "
+                                                          "example with \"like\": KEY, or upload an image")
             hits = await service.batcher.submit(SearchJob(req.text, req.k, filters, principal.name,
                                                           _audit_query(req, filters), req.like, req.weight))
         else:

@@ -34,6 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .._version import __version__
+from ..errors import GalleryCorruptError, TvreidError
 from .audit import AuditLog
 from .auth import Principal, TokenStore
 from .batching import MicroBatcher
@@ -151,6 +152,9 @@ def endpoint(route: str, role: Optional[str] = "viewer"):
                 response = await handler(request, service, principal)
             except ApiError as exc:
                 response = error_response(exc.status, exc.code, exc.message)
+            except TvreidError as exc:  # the SDK refused the request (e.g. text for a text-free model)
+                corrupt = isinstance(exc, GalleryCorruptError)
+                response = error_response(500 if corrupt else 400, "corrupt" if corrupt else "rejected", str(exc))
             except Exception as exc:  # noqa: BLE001 - an unexpected fault answers 500, the server lives on
                 from .batching import ServerDraining
 
@@ -176,7 +180,12 @@ async def index(request: Request) -> Response:
         response = RedirectResponse("/", status_code=303)
         set_session(response, token, service.cfg.tls)
         return response
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store", **PAGE_HEADERS})
+
+
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+                                           "frame-ancestors 'none'; base-uri 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 
 
 def set_session(response: Response, token: str, secure: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,16 @@ def _browser(playwright):
         executable_path=CHROMIUM,
         args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--disable-background-networking", "--disable-extensions", "--no-first-run"])
+
+
+def _wait(page, condition: str, timeout: float = 30.0) -> None:
+    """Poll a JS condition with page.evaluate (page.wait_for_function would need 'unsafe-eval', which the page's
+    Content-Security-Policy rightly forbids)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({condition})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +48,7 @@ def test_search_open_similar_export_in_a_real_browser(playwright, server, tmp_pa
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.goto(f"{server.url}/?token={server.tokens['operator']}")  # the Jupyter-style login URL
         page.wait_for_selector("#q", state="visible", timeout=30_000)
         assert page.url == f"{server.url}/"  # the token left the address bar
@@ -45,9 +57,9 @@ def test_search_open_similar_export_in_a_real_browser(playwright, server, tmp_pa
 
         page.fill("#q", "man in red jacket walking")
         page.press("#q", "Enter")
-        page.wait_for_function("document.querySelectorAll('#grid .card img').length >= 5", timeout=30_000)
-        page.wait_for_function("[...document.querySelectorAll('#grid .card img')].slice(0, 5)"
-                               ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+        _wait(page, "document.querySelectorAll('#grid .card img').length >= 5")
+        _wait(page, "[...document.querySelectorAll('#grid .card img')].slice(0, 5)"
+                    ".every(i => i.complete && i.naturalWidth > 0)")
         assert page.locator("#grid .card").count() >= 5
         first_key = page.locator("#grid .card").first.get_attribute("data-key")
         page.screenshot(path=str(tmp_path / "serve-results.png"))
@@ -56,10 +68,9 @@ def test_search_open_similar_export_in_a_real_browser(playwright, server, tmp_pa
         page.wait_for_selector("#detail[open]", timeout=10_000)
         assert page.inner_text("#d-key") == first_key
         assert page.inner_text("#d-camera").startswith("C")
-        page.wait_for_function("document.getElementById('player').naturalWidth > 0", timeout=10_000)
+        _wait(page, "document.getElementById('player').naturalWidth > 0")
         page.click("#similar")
-        page.wait_for_function(f"document.getElementById('status').textContent.includes('like {first_key}')",
-                               timeout=30_000)
+        _wait(page, f"document.getElementById('status').textContent.includes('like {first_key}')")
         similar_keys = page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.key)")
         assert len(similar_keys) >= 5 and first_key not in similar_keys
 
