@@ -96,7 +96,7 @@ def token_list(state) -> None:
 @click.argument("name")
 @click.option("--state", type=click.Path(file_okay=False), help=_STATE_HELP)
 def token_revoke(name, state) -> None:
-    """Revoke token NAME (takes effect on the next request, no restart)."""
+    """Revoke token NAME (a running server refuses it within a second, no restart)."""
     with _store(state) as store:
         store.revoke(name)
     _audit(state, "token_revoke", {"name": name})

@@ -3,10 +3,12 @@ and tokens. A camera-scoped token is ANDed into everything: other cameras' track
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import re
 import time
+from typing import Optional
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +35,8 @@ def _visible_cameras(service: Service, principal: Principal) -> list[str]:
 
 
 def _filters(service: Service, principal: Principal, req: SearchRequest) -> Filters:
+    if req.cameras is None and principal.cameras is None:
+        return Filters(None, req.since, req.until)  # nothing to check: every camera, no gallery read
     visible = _visible_cameras(service, principal)
     if req.cameras is None:
         cameras = None if principal.cameras is None else tuple(visible)
@@ -60,10 +64,16 @@ def _urls(key: str) -> dict:
     return {"url": base, "thumbnail_url": f"{base}/thumbnail", "frames_url": f"{base}/frames"}
 
 
+@functools.lru_cache(maxsize=100_000)
+def _hit_fields(key: str, camera: str, start: Optional[float], end: Optional[float], person_id: Optional[str]) -> tuple:
+    """The score-independent part of a result (formatting it is most of a response's cost; results repeat)."""
+    return tuple({"key": key, "camera": camera, "start": iso_utc(start), "end": iso_utc(end), "start_unix": start,
+                  "end_unix": end, "person_id": person_id, **_urls(key)}.items())
+
+
 def _hit_json(hit) -> dict:
-    return {"key": hit.key, "score": round(float(hit.score), 6), "camera": hit.camera,
-            "start": iso_utc(hit.start_time), "end": iso_utc(hit.end_time), "start_unix": hit.start_time,
-            "end_unix": hit.end_time, "person_id": hit.person_id, **_urls(hit.key)}
+    return {"score": round(float(hit.score), 6),
+            **dict(_hit_fields(hit.key, hit.camera, hit.start_time, hit.end_time, hit.person_id))}
 
 
 def _audit_query(req: SearchRequest, filters: Filters) -> dict:

@@ -85,6 +85,8 @@ def _cameras(cameras: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
 class TokenStore:
     """The token table of one state directory (thread-safe; other processes may add or revoke at any time)."""
 
+    cache_seconds = 1.0
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock = threading.Lock()
@@ -92,6 +94,7 @@ class TokenStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        self._cache: dict[str, tuple[Principal, float]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -150,6 +153,7 @@ class TokenStore:
         with self._lock:
             cur = self._conn.execute("UPDATE token SET revoked = ? WHERE name = ? AND revoked IS NULL",
                                      (time.time(), name))
+            self._cache.clear()
         if cur.rowcount == 0:
             raise AuthError(f"no active token named {name!r}; `tvreid serve token list` shows the tokens")
 
@@ -160,13 +164,25 @@ class TokenStore:
                 for n, r, c, created, revoked in rows]
 
     def authenticate(self, token: Optional[str]) -> Optional[Principal]:
-        """The principal of an active token, or None (unknown, revoked, empty or absurdly long)."""
+        """The principal of an active token, or None (unknown, revoked, empty or absurdly long).
+
+        Answers are cached for ``cache_seconds`` (a revocation by another process, e.g. ``tvreid serve token
+        revoke``, takes effect within that time; :meth:`revoke` on this store clears the cache at once).
+        """
         if not token or len(token) > 256:
             return None
         wanted = digest(token)
+        now = time.monotonic()
+        cached = self._cache.get(wanted)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         with self._lock:
             row = self._conn.execute("SELECT name, digest, role, cameras FROM token WHERE digest = ? "
                                      "AND revoked IS NULL", (wanted,)).fetchone()
         if row is None or not hmac.compare_digest(row[1], wanted):
-            return None
-        return Principal(row[0], row[2], None if row[3] is None else tuple(json.loads(row[3])))
+            return None  # misses are not cached: a token added by another process works at once
+        who = Principal(row[0], row[2], None if row[3] is None else tuple(json.loads(row[3])))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[wanted] = (who, now + self.cache_seconds)
+        return who

@@ -189,3 +189,17 @@ def test_property_scoped_token_never_receives_another_camera(server, body, text)
         asked_outside = set(body.get("cameras", [])) - set(SCOPED_CAMERAS)
         like_outside = body.get("like") not in (None, "0006C1T0001", "0577C2T0002")
         assert asked_outside or like_outside or r.json()["error"]["code"] == "bad_time"
+
+
+def test_tokens_added_or_revoked_by_another_process_take_effect_without_restart(server):
+    import time
+
+    from tvreid_sdk.serve.auth import TokenStore
+    from tvreid_sdk.serve.state import AUTH_DB
+
+    with TokenStore(server.state / AUTH_DB) as store:  # what `tvreid serve token add|revoke` does
+        token = store.add("late", "viewer")
+        assert server.call("GET", "/api/me", token).status == 200
+        store.revoke("late")
+    time.sleep(TokenStore.cache_seconds + 0.2)
+    _error(server.call("GET", "/api/me", token), 401, "unauthorized")
