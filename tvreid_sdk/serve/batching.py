@@ -3,7 +3,8 @@
 One worker task takes every queued query (up to ``max_batch``), and one worker thread runs the batch: ONE tokenizer
 call, ONE encoder call ([B] texts → [B,D]), then ONE ``Gallery.search`` call ([Q,D] queries) per distinct filter set
 (cameras, time window: a search applies one filter set to all its queries; the usual load shares one), and ONE audit
-transaction (one fsync) for the whole batch. There is no waiting timer: an idle server answers a lone query at
+transaction (one fsync) for the whole batch, committed on an audit thread while the next batch encodes (answers
+leave after their entries are committed). There is no waiting timer: an idle server answers a lone query at
 once, and a busy one batches by itself, because queries pile up while the previous batch runs.
 """
 from __future__ import annotations
@@ -63,6 +64,8 @@ class MicroBatcher:
         self._queue: Optional[asyncio.Queue] = None
         self._task: Optional[asyncio.Task] = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tvreid-batch")
+        self._audit_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tvreid-audit")
+        self._pending: set[asyncio.Task] = set()
         self._closed = False
         self.batches = 0
         self.queries = 0
@@ -79,6 +82,7 @@ class MicroBatcher:
         await self._queue.put(None)
         await self._task
         self._executor.shutdown(wait=True)
+        self._audit_executor.shutdown(wait=True)
 
     async def submit(self, job: SearchJob) -> list:
         """Queue ``job`` and wait for its hits (``Hit`` list, best first)."""
@@ -109,13 +113,28 @@ class MicroBatcher:
                 outcomes = await loop.run_in_executor(self._executor, self._run_batch, jobs)
             except BaseException as exc:  # noqa: BLE001 - every waiting request gets the error
                 outcomes = [exc] * len(jobs)
-            for j, outcome in zip(jobs, outcomes):
-                if j.future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    j.future.set_exception(outcome)
-                else:
-                    j.future.set_result(outcome)
+            # The audit commit (an fsync) of this batch overlaps the encoding of the next one; answers leave only
+            # after their entries are committed, in batch order (one audit thread).
+            task = asyncio.create_task(self._finish(jobs, outcomes))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _finish(self, jobs: list[SearchJob], outcomes: list) -> None:
+        entries = [(j.token, "search", {**j.audit, "keys": [h.key for h in out]})
+                   for j, out in zip(jobs, outcomes) if not isinstance(out, BaseException)]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._audit_executor, self.audit.append_many, entries)
+        except BaseException as exc:  # noqa: BLE001 - no answer without its audit entry
+            outcomes = [exc] * len(jobs)
+        for j, outcome in zip(jobs, outcomes):
+            if j.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                j.future.set_exception(outcome)
+            else:
+                j.future.set_result(outcome)
 
     def _timed(self, stage: str, fn: Callable, *args):
         t0 = time.perf_counter()
@@ -161,7 +180,4 @@ class MicroBatcher:
             for i, hits in zip(idx, per_query):
                 outcomes[i] = hits if isinstance(hits, BaseException) else hits[:jobs[i].k]
         self.metrics.stage.labels("match").observe(time.perf_counter() - t0)
-        entries = [(j.token, "search", {**j.audit, "keys": [h.key for h in out]})
-                   for j, out in zip(jobs, outcomes) if not isinstance(out, BaseException)]
-        self.audit.append_many(entries)  # no answer leaves before its audit entry is committed
         return outcomes
