@@ -163,3 +163,34 @@ def test_every_search_and_export_is_audited(server):
 def test_scores_are_finite(server):
     body = server.search(server.tokens["viewer"], text="x" * 300, k=200).json()
     assert len(body["results"]) == 200 and np.isfinite([h["score"] for h in body["results"]]).all()
+
+
+def test_frames_of_a_tracklet_with_frame_files_play_and_export(server, tmp_path):
+    from PIL import Image
+
+    from tvreid_sdk import Gallery, TrackletRecord
+
+    paths = []
+    for i, colour in enumerate(["red", "green", "blue"]):
+        path = tmp_path / f"f{i}.jpg"
+        Image.new("RGB", (32, 64), colour).save(path)
+        paths.append(str(path))
+    with Gallery.open(server.gallery) as g:
+        vec = g.get("0006C1T0001").embedding[None, :]  # [1,D]
+        g.add([TrackletRecord(key="framed/1", camera="C2", start_time=1714560000.0, end_time=1714560002.0,
+                              frame_paths=tuple(paths))], vec)
+    tok = server.tokens["operator"]
+    try:
+        frames = server.call("GET", "/api/tracklets/framed%2F1/frames", tok).json()["frames"]
+        assert len(frames) == 3
+        for url, path in zip(frames, paths):
+            assert server.call("GET", url, tok).body == open(path, "rb").read()
+        assert server.call("GET", "/api/tracklets/framed%2F1/frames/3", tok).status == 404
+        assert server.call("GET", "/api/tracklets/framed%2F1/thumbnail", tok).body == open(paths[0], "rb").read()
+        r = server.call("POST", "/api/export", tok, json_body={"keys": ["framed/1"]})
+        with zipfile.ZipFile(io.BytesIO(r.body)) as zf:
+            names = zf.namelist()
+            assert [n for n in names if "/frame_" in n] == [f"tracklets/000_framed_1/frame_{i:04d}.jpg" for i in range(3)]
+            assert all(".." not in n and not n.startswith("/") for n in names)
+    finally:
+        assert server.call("DELETE", "/api/tracklets/framed%2F1", server.tokens["admin"]).status == 200
