@@ -72,7 +72,7 @@ def _hit_fields(key: str, camera: str, start: Optional[float], end: Optional[flo
 
 
 def _hit_json(hit) -> dict:
-    return {"score": round(float(hit.score), 6),
+    return {"key": hit.key, "score": round(float(hit.score), 6),
             **dict(_hit_fields(hit.key, hit.camera, hit.start_time, hit.end_time, hit.person_id))}
 
 
