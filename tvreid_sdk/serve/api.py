@@ -153,8 +153,6 @@ async def search(request: Request, service: Service, principal: Principal) -> Re
                                                                 "keys": [h.key for h in found]})
                 return found
             hits = await run_in_threadpool(like_only)
-        if isinstance(hits, BaseException):
-            raise hits
     return JSONResponse({"query": req.raw, "k": req.k, "model_id": service.encoder.model_id,
                          "took_ms": round((time.perf_counter() - t0) * 1000, 2),
                          "results": [_hit_json(h) for h in hits]})
