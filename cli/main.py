@@ -69,13 +69,16 @@ def cli() -> None:
     tvreid train RECIPE --data ROOT --out RUN      train a model
     tvreid export RUN --out BUNDLE                 export it for deployment
     tvreid bench --json bench.json                 latency/throughput on this machine
+    tvreid serve [--gallery G --bundle B]          web page + REST API with tokens and an audit log
     """
 
 
 def _register() -> None:
-    from . import bench_cmd, data_cmds, export_cmd, gallery_cmd, ingest_cmd, match_cmd, train_cmds
+    from . import (audit_cmd, bench_cmd, data_cmds, export_cmd, gallery_cmd, ingest_cmd, match_cmd, serve_cmd,
+                   train_cmds)
 
-    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd):
+    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd, serve_cmd,
+                   audit_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
