@@ -58,7 +58,7 @@ NEEDS_EXTRA = {
     "ingest": (["ingest", "{root}/video.mp4", "--tracks", "{root}/tracks.txt", "--camera", "c", "--gallery",
                 "{root}/g"], ("av", "video")),
 }
-RUNTIME_ONLY = {"synth", "index", "match", "gallery"}
+RUNTIME_ONLY = {"synth", "index", "match", "gallery", "serve", "audit"}
 
 
 def test_every_command_is_in_the_table():
@@ -97,6 +97,10 @@ def test_runtime_commands_work_without_extras(tmp_path):
     bench = run_without_extras("bench", "--bundle", demo.bundle, "--quick", "--tasks", "text_encode",
                                "--backends", "ort-cpu", "--quiet", "--json", tmp_path / "b.json")
     assert bench.returncode == 0 and (tmp_path / "b.json").exists(), bench.stderr
+    token = run_without_extras("serve", "token", "add", "ops", "--role", "viewer", "--state", tmp_path / "state")
+    assert token.returncode == 0, token.stderr
+    audit = run_without_extras("audit", "verify", "--state", tmp_path / "state")
+    assert audit.returncode == 0, audit.stderr
 
 
 def test_a_missing_non_extra_module_keeps_its_traceback():
