@@ -158,8 +158,9 @@ def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes
     if train or train_only:
         require_extra("bench", "train", why="with --train/--train-only")
     elif not bundle_path and missing_module(EXTRA_MODULES["train"]):
-        raise MissingExtraError(f"{message('bench', missing_module(EXTRA_MODULES['train']), 'train', 'without --bundle')}"
-                                " (it exports a random-weight model); or pass --bundle BUNDLE, which runs without it")
+        absent = missing_module(EXTRA_MODULES["train"])
+        raise MissingExtraError(f"{message('bench', absent, 'train', 'without --bundle')} (it exports a random-weight "
+                                "model); or pass --bundle BUNDLE, which runs without it")
     try:
         device = resolve_device(device)
     except ValueError as exc:

@@ -228,8 +228,8 @@ class Gallery:
         if rows:
             shown = ", ".join(repr(r[0]) for r in rows[:5])
             raise GalleryError(f"{name!r} is the dataset id of several tracklets ({shown}); give the full key")
-        raise GalleryError(f"no tracklet with key {name!r} (nor with that dataset id) in gallery {self.path}; list keys with "
-                           "`tvreid gallery info` or Gallery.keys()")
+        raise GalleryError(f"no tracklet with key {name!r} (nor with that dataset id) in gallery {self.path}; "
+                           "list keys with `tvreid gallery info` or Gallery.keys()")
 
     def count_without_fingerprint(self) -> int:
         """Stored tracklets with no fingerprint (indexed before fingerprints existed): their key is trusted."""

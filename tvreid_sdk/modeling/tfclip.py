@@ -2,7 +2,7 @@
 and :class:`TFCLIPTowers`, the test-time model a ``tfclip`` bundle's weights load into.
 
 One definition shared by training (:mod:`training.tfclip.model` subclasses :class:`TFCLIPTowers` and adds the
-training-only SSP, classifiers and CLIP-Memory), export (:mod:`export.tfclip_graphs` traces its graph from these
+training-only SSP, classifiers and CLIP-Memory), export (:mod:`export.families.tfclip` traces its graph from these
 modules' parameters) and the SDK's torch backend. Importing this module imports torch; ``import tvreid_sdk`` does not
 import it.
 
