@@ -13,13 +13,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..errors import TvreidError
+from .state import StateDb
 
 GENESIS = "0" * 64
 
@@ -64,26 +63,11 @@ def _detail_json(detail: dict) -> str:
     return json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
 
 
-class AuditLog:
+class AuditLog(StateDb):
     """Append and read entries (thread-safe; one writer process at a time is expected: the server)."""
 
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> "AuditLog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(path, _SCHEMA)
 
     def append(self, token: str, action: str, detail: dict[str, Any]) -> int:
         """Append one entry; returns its seq."""

@@ -17,12 +17,12 @@ import json
 import re
 import secrets
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import ConfigError
+from .state import StateDb
 
 ROLES = ("viewer", "operator", "admin")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -82,29 +82,14 @@ def _cameras(cameras: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
     return names
 
 
-class TokenStore:
+class TokenStore(StateDb):
     """The token table of one state directory (thread-safe; other processes may add or revoke at any time)."""
 
     cache_seconds = 1.0
 
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA)
         self._cache: dict[str, tuple[Principal, float]] = {}
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> "TokenStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def is_empty(self) -> bool:
         with self._lock:
