@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .progress import Progress, quiet_option
+from .progress import Progress, quiet_option, training_progress
 from .source_opts import conflict_failure, on_conflict_option, source_name_option
 
 from tvreid_sdk.errors import ConfigError
@@ -19,6 +19,7 @@ from tvreid_sdk.errors import ConfigError
               type=click.Choice(["tvmars", "mars", "cuhk-pedes"]), help="On-disk format to write.")
 @click.option("--image-size", default=None, metavar="HxW", help="Crop size, e.g. 64x32 (default: the format's).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+@training_progress  # --quiet; a progress bar while tracklets are rendered
 def synth(out: str, ids: int, seed: int, fmt: str, image_size: str | None, overwrite: bool) -> None:
     """Render a synthetic person re-id dataset in a real on-disk format."""
     from training.synth import generate

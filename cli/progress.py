@@ -148,3 +148,19 @@ def progress_factory(quiet: bool) -> Callable[..., Progress]:
     def make(total: int | None, desc: str, unit: str = "item") -> Progress:
         return Progress(total, desc, unit, quiet=quiet)
     return make
+
+
+def training_progress(func: F) -> F:
+    """Decorator of a command whose work reports through :mod:`training.progress` (``eval``): adds ``--quiet`` and
+    runs the command inside a :func:`training.progress.progress_scope` (silent with ``--quiet`` or ``--json``, so
+    JSON output stays pure). The command's own signature does not change."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, quiet: bool = False, **kwargs):
+        from training.progress import progress_scope
+
+        with progress_scope(progress_factory(quiet or bool(kwargs.get("as_json")))):
+            return func(*args, **kwargs)
+
+    return quiet_option(wrapper)  # type: ignore[return-value]
