@@ -43,9 +43,12 @@ def _hw(value: str | None, flag: str) -> tuple[int, int] | None:
 @click.option("--allow-torchscript", is_flag=True,
               help="Accept OpenAI's TorchScript archive (e.g. ViT-B-32.pt) for --clip; TorchScript is code: "
                    "trusted files only.")
+@click.option("--quick-gelu/--gelu", "quick_gelu", default=True, show_default=True,
+              help="--clip: the activation the weights were trained with: QuickGELU (OpenAI's weights, open_clip "
+                   "'-quickgelu' models) or GELU (open_clip's LAION/DataComp weights).")
 @quiet_option
 def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, fused, overwrite, clip_path, arch,
-           image_size, num_frames, allow_torchscript, quiet) -> None:
+           image_size, num_frames, allow_torchscript, quick_gelu, quiet) -> None:
     """Export CHECKPOINT (a .safetensors file or a run directory) to a deployable bundle.
 
     Without CHECKPOINT the built-in demo model is re-exported. With --clip FILE, published CLIP weights become a
@@ -67,10 +70,11 @@ def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, fu
 
         bundle, rows = export_zero_shot(clip_path, out, arch=arch, num_frames=num_frames,
                                         image_size=_hw(image_size, "--image-size") or DEFAULT_IMAGE_SIZE,
-                                        allow_torchscript=allow_torchscript, **options)
+                                        allow_torchscript=allow_torchscript, quick_gelu=quick_gelu, **options)
     else:
         zero_shot_only = [flag for flag, given in (("--arch", arch), ("--image-size", image_size),
-                                                   ("--allow-torchscript", allow_torchscript)) if given]
+                                                   ("--allow-torchscript", allow_torchscript),
+                                                   ("--gelu", not quick_gelu)) if given]
         if zero_shot_only:
             raise ConfigError(f"{', '.join(zero_shot_only)} only apply to --clip FILE (a checkpoint carries its "
                               "own architecture)")

@@ -63,14 +63,17 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def zero_shot_arch(arch: str | ArchCfg = "clip-vit-b16",
-                   image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE) -> ArchCfg:
+def zero_shot_arch(arch: str | ArchCfg = "clip-vit-b16", image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, *,
+                   quick_gelu: bool = True) -> ArchCfg:
     """The zero-shot bundle's architecture: ``arch``'s towers at ``image_size`` with CLIP's preprocessing.
 
     Args:
         arch: a registered architecture name (``clip-vit-b32``, ``clip-vit-b16``...) or an :class:`ArchCfg` with
             plain (non-overlapping) ViT patches, as the published CLIP weights have.
         image_size: (H, W) of the model input; both must be multiples of the patch size.
+        quick_gelu: the MLP activation the weights were trained with: QuickGELU (OpenAI's weights and open_clip's
+            ``-quickgelu`` models) or exact GELU (False: open_clip's LAION / DataComp ViT-B-16/32 weights). The
+            tensors are the same shape either way, so only the user can say; the wrong one silently degrades search.
 
     Raises:
         ConfigError: unknown arch, overlapping patches, or a size the patches do not tile.
@@ -85,7 +88,7 @@ def zero_shot_arch(arch: str | ArchCfg = "clip-vit-b16",
     if h < v.patch_size or w < v.patch_size or h % v.patch_size or w % v.patch_size:
         raise ConfigError(f"image size {h}x{w} is not tiled by {v.patch_size}-pixel patches; use multiples of "
                           f"{v.patch_size}, e.g. {DEFAULT_IMAGE_SIZE[0]}x{DEFAULT_IMAGE_SIZE[1]}")
-    cfg = resolve_arch(base, family="dmca", image_size=(h, w))
+    cfg = resolve_arch(base, family="dmca", image_size=(h, w), quick_gelu=bool(quick_gelu))
     return cfg.replace(preprocess=cfg.preprocess.replace(image_size=(h, w), mean=CLIP_MEAN, std=CLIP_STD,
                                                          interpolation="bicubic"))
 
@@ -115,7 +118,7 @@ def infer_clip_arch(path: str | os.PathLike, *, allow_torchscript: bool = False)
 
 def load_clip_checkpoint(path: str | os.PathLike, arch: str | ArchCfg | None = None, *,
                          image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, num_frames: int = DEFAULT_NUM_FRAMES,
-                         allow_torchscript: bool = False) -> LoadedCheckpoint:
+                         allow_torchscript: bool = False, quick_gelu: bool = True) -> LoadedCheckpoint:
     """Published CLIP weights as a :class:`LoadedCheckpoint` that :func:`export.build.export_bundle` takes.
 
     Args:
@@ -125,6 +128,7 @@ def load_clip_checkpoint(path: str | os.PathLike, arch: str | ArchCfg | None = N
         image_size: see :func:`zero_shot_arch`.
         num_frames: T of the video graph (frames averaged per tracklet).
         allow_torchscript: accept a TorchScript archive (it is code: trusted files only).
+        quick_gelu: see :func:`zero_shot_arch`.
 
     Raises:
         ConfigError: bad arch/size/frames.
@@ -134,7 +138,8 @@ def load_clip_checkpoint(path: str | os.PathLike, arch: str | ArchCfg | None = N
     if num_frames < 1:
         raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
     path = Path(path)
-    cfg = zero_shot_arch(arch or infer_clip_arch(path, allow_torchscript=allow_torchscript), image_size)
+    cfg = zero_shot_arch(arch or infer_clip_arch(path, allow_torchscript=allow_torchscript), image_size,
+                         quick_gelu=quick_gelu)
     try:
         towers = create_model(cfg, pretrained=path, allow_torchscript=allow_torchscript)
     except ModelFormatError as exc:
@@ -145,11 +150,12 @@ def load_clip_checkpoint(path: str | os.PathLike, arch: str | ArchCfg | None = N
 
 def export_zero_shot(path: str | os.PathLike, out: str | os.PathLike, *, arch: str | ArchCfg | None = None,
                      image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, num_frames: int = DEFAULT_NUM_FRAMES,
-                     allow_torchscript: bool = False, **export_options: Any) -> tuple[Bundle, list[SummaryRow]]:
+                     allow_torchscript: bool = False, quick_gelu: bool = True,
+                     **export_options: Any) -> tuple[Bundle, list[SummaryRow]]:
     """Build a zero-shot dual-encoder bundle from published CLIP weights (``tvreid export --clip``).
 
     Args:
-        path, arch, image_size, num_frames, allow_torchscript: see :func:`load_clip_checkpoint`.
+        path, arch, image_size, num_frames, allow_torchscript, quick_gelu: see :func:`load_clip_checkpoint`.
         out: the bundle directory to create.
         **export_options: keyword arguments of :func:`export.build.export_bundle` (``trt``, ``fp16``,
             ``overwrite``, ``progress``, ``progress_bar``...).
@@ -160,10 +166,10 @@ def export_zero_shot(path: str | os.PathLike, out: str | os.PathLike, *, arch: s
     """
     path = Path(path)
     ckpt = load_clip_checkpoint(path, arch, image_size=image_size, num_frames=num_frames,
-                                allow_torchscript=allow_torchscript)
+                                allow_torchscript=allow_torchscript, quick_gelu=quick_gelu)
     h, w = ckpt.arch.preprocess.image_size
     source = {"kind": ZERO_SHOT_KIND, "sha256": file_sha256(path), "format": weight_file_format(path),
-              "arch": ckpt.arch.name, "image_size": [h, w]}
+              "arch": ckpt.arch.name, "image_size": [h, w], "activation": "quick_gelu" if quick_gelu else "gelu"}
     description = (f"zero-shot CLIP ({ckpt.arch.name}, {h}x{w}, weights {path.name}, sha256 "
                    f"{source['sha256'][:12]}): text-to-video person search without re-ID training")
     return export_bundle(ckpt, out, source=source, description=description, **export_options)

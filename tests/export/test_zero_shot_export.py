@@ -75,21 +75,43 @@ def weight_files(reference, tmp_path_factory) -> dict[str, Path]:
             "open_clip_bin": root / "open_clip_model.bin"}
 
 
-@pytest.fixture(scope="module")
-def tall_reference(oc, parity_helpers, reference):
-    """open_clip ``CLIP`` at the bundle's tall size, same weights, positional grid resized 4x4 -> 8x4."""
-    cfg = get_arch(ARCH)
+def _tall(oc, parity_helpers, square_ref, quick_gelu: bool = True):
+    """open_clip ``CLIP`` at the bundle's tall size, ``square_ref``'s weights, positional grid resized 4x4 -> 8x4."""
+    cfg = get_arch(ARCH).replace(quick_gelu=quick_gelu)
     ref = parity_helpers.build_reference(oc, cfg.replace(vision=cfg.vision.replace(image_size=TALL)), seed=9)
-    state = dict(reference.state_dict())
+    state = dict(square_ref.state_dict())
     state["visual.positional_embedding"] = resize_pos_embed(state["visual.positional_embedding"], (4, 4), (8, 4))
     ref.load_state_dict(state)
     return ref.eval()
+
+
+@pytest.fixture(scope="module")
+def tall_reference(oc, parity_helpers, reference):
+    return _tall(oc, parity_helpers, reference)
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)
     return (a * b).sum(-1)
+
+
+def _video_and_text_cos(bundle, reference, parity_helpers) -> tuple[float, float]:
+    """min cosine of the bundle's video / text ONNX outputs against ``reference`` on the same inputs."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(3, FRAMES, *TALL, 3), dtype=np.uint8)  # [B,T,H,W,3], already resized
+    video = ort.InferenceSession(str(bundle.root / "video_encoder.onnx"), providers=["CPUExecutionProvider"])
+    ours = video.run(None, {video.get_inputs()[0].name: frames})[0]  # [B,D]
+    x = (torch.from_numpy(frames).float() / 255 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)  # [B,T,H,W,3]
+    x = x.permute(0, 1, 4, 2, 3).reshape(-1, 3, *TALL)  # [B*T,3,H,W]
+    with torch.no_grad():
+        ref = F.normalize(reference.encode_image(x).reshape(3, FRAMES, -1).mean(1), dim=-1).numpy()  # [B,D]
+    _, ids, eot = parity_helpers.random_inputs(get_arch(ARCH), batch=3)  # EOT at the argmax, as CLIP pools
+    text = ort.InferenceSession(str(bundle.root / "text_encoder.onnx"), providers=["CPUExecutionProvider"])
+    ours_t = text.run(None, {"input_ids": ids.numpy().astype(np.int32), "eot_index": eot.numpy().astype(np.int32)})[0]
+    with torch.no_grad():
+        ref_t = reference.encode_text(ids).numpy()  # [B,D]
+    return float(_cos(ours, ref).min()), float(_cos(ours_t, ref_t).min())
 
 
 @pytest.mark.parametrize("layout", ["openai", "open_clip", "open_clip_bin"])
@@ -107,22 +129,29 @@ def test_zero_shot_bundle_equals_the_reference_clip_forward(layout, weight_files
     pre = man.preprocess
     assert tuple(pre.image_size) == TALL and tuple(pre.mean) == CLIP_MEAN and tuple(pre.std) == CLIP_STD
 
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(3, FRAMES, *TALL, 3), dtype=np.uint8)  # [B,T,H,W,3], already resized
-    video = ort.InferenceSession(str(bundle.root / "video_encoder.onnx"), providers=["CPUExecutionProvider"])
-    ours = video.run(None, {video.get_inputs()[0].name: frames})[0]  # [B,D]
-    x = (torch.from_numpy(frames).float() / 255 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)  # [B,T,H,W,3]
-    x = x.permute(0, 1, 4, 2, 3).reshape(-1, 3, *TALL)  # [B*T,3,H,W]
-    with torch.no_grad():
-        ref = F.normalize(tall_reference.encode_image(x).reshape(3, FRAMES, -1).mean(1), dim=-1).numpy()  # [B,D]
-    assert _cos(ours, ref).min() >= COS_MIN
+    video_cos, text_cos = _video_and_text_cos(bundle, tall_reference, parity_helpers)
+    assert video_cos >= COS_MIN and text_cos >= COS_MIN
 
-    _, ids, eot = parity_helpers.random_inputs(get_arch(ARCH), batch=3)  # EOT at the argmax, as CLIP pools
-    text = ort.InferenceSession(str(bundle.root / "text_encoder.onnx"), providers=["CPUExecutionProvider"])
-    ours_t = text.run(None, {"input_ids": ids.numpy().astype(np.int32), "eot_index": eot.numpy().astype(np.int32)})[0]
-    with torch.no_grad():
-        ref_t = tall_reference.encode_text(ids).numpy()  # [B,D]
-    assert _cos(ours_t, ref_t).min() >= COS_MIN
+
+def test_open_clip_gelu_weights_need_gelu(oc, parity_helpers, tmp_path):
+    """LAION/DataComp open_clip weights use exact GELU: with ``quick_gelu=False`` the bundle equals that reference,
+    with the default QuickGELU it does not (the shapes cannot tell them apart)."""
+    from safetensors.torch import save_file
+
+    cfg = get_arch(ARCH).replace(quick_gelu=False)
+    square = parity_helpers.build_reference(oc, cfg.replace(vision=cfg.vision.replace(image_size=SQUARE)), seed=4)
+    path = tmp_path / "open_clip_model.safetensors"
+    save_file({k: v.contiguous() for k, v in square.state_dict().items()}, str(path))
+    ref = _tall(oc, parity_helpers, square, quick_gelu=False)
+    right, _ = export_zero_shot(path, tmp_path / "gelu", arch=ARCH, image_size=TALL, num_frames=FRAMES, fused=False,
+                                quick_gelu=False, progress=lambda _m: None)
+    assert right.manifest.export["source"]["activation"] == "gelu" and not right.manifest.arch.quick_gelu
+    right_cos = min(_video_and_text_cos(right, ref, parity_helpers))
+    assert right_cos >= COS_MIN
+    wrong, _ = export_zero_shot(path, tmp_path / "quick", arch=ARCH, image_size=TALL, num_frames=FRAMES,
+                                fused=False, progress=lambda _m: None)
+    wrong_cos = min(_video_and_text_cos(wrong, ref, parity_helpers))
+    assert 1 - wrong_cos > 100 * max(1 - right_cos, 1e-9)  # tiny random towers differ little, but clearly
 
 
 def test_the_arch_is_read_from_the_file_and_geometry_is_checked(weight_files, tmp_path):
