@@ -131,7 +131,7 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
             ``close()`` (e.g. a tqdm bar; the CLI's :class:`cli.progress.Progress`), shown while the graphs are
             exported and while parity runs.
         source: extra facts about where the weights came from, merged into ``manifest.export["source"]`` (zero-shot
-            bundles: ``kind``, ``sha256`` of the weight file, ``layout``).
+            bundles: ``kind``, the weight file's ``sha256`` and ``format``; see :mod:`export.zero_shot`).
         description: the manifest's description (default: from the family).
 
     Returns:
@@ -191,7 +191,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         export_info.update({
             "tool_versions": tool_versions(*((api.runtime, api.version) if api else ())), "opset": OPSET,
             "exporter": "torch.onnx TorchScript (dynamo=False)", "precision": "fp16" if fp16 else "fp32",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "source": {"file": ckpt.path.name, **(source or {})},
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "source": {"file": ckpt.path.name, **(source or {})},
             "batch": {"min": min_batch, "opt": opt_batch, "max": max_batch},
         })
         manifest = Manifest(arch=arch, model_id=model_id, num_frames=num_frames, tokenizer=tokenizer,
