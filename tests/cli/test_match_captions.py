@@ -12,7 +12,8 @@ try:
 except BundleError:  # a source checkout without the built assets
     DEMO = None
 
-pytestmark = pytest.mark.skipif(DEMO is None, reason="demo assets not built (python -m cli.demo --out tvreid_sdk/assets)")
+pytestmark = pytest.mark.skipif(DEMO is None,
+                                reason="demo assets not built (python -m cli.demo --out tvreid_sdk/assets)")
 
 
 def test_demo_results_carry_their_description_in_json_html_and_table(run_cli, tmp_path):
