@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from .progress import Progress, quiet_option, training_progress
 from .source_opts import conflict_failure, on_conflict_option, source_name_option
 
 from tvreid_sdk.errors import ConfigError
@@ -18,6 +19,7 @@ from tvreid_sdk.errors import ConfigError
               type=click.Choice(["tvmars", "mars", "cuhk-pedes"]), help="On-disk format to write.")
 @click.option("--image-size", default=None, metavar="HxW", help="Crop size, e.g. 64x32 (default: the format's).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+@training_progress  # --quiet; a progress bar while tracklets are rendered
 def synth(out: str, ids: int, seed: int, fmt: str, image_size: str | None, overwrite: bool) -> None:
     """Render a synthetic person re-id dataset in a real on-disk format."""
     from training.synth import generate
@@ -74,8 +76,9 @@ def _records_from_source(source: str, camera: str | None):
               help="fail: stop at the first corrupt frame; skip: leave it out and report it.")
 @source_name_option
 @on_conflict_option
+@quiet_option
 def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad_frame, source_name,
-          on_conflict) -> None:
+          on_conflict, quiet) -> None:
     """Encode the tracklets under SOURCE into a gallery (re-running resumes).
 
     SOURCE is a TV-MARS or MARS root (test tracklets), a CUHK-PEDES / ICFG-PEDES / RSTPReid root (test images, one
@@ -96,33 +99,13 @@ def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad
     with Gallery.open_or_create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim) as gallery:
         name, records = identify_records(gallery, records, source=source, manifest=encoder.manifest,
                                          source_name=source_name)
-        bar = _progress(len(records), f"indexing {kind} as {name!r}")
-        try:
-            report = index_records(encoder, gallery, records, batch_size=batch_size, on_bad_frame=on_bad_frame,
-                                   progress=bar.update, on_conflict=on_conflict or "error")
-        except GalleryConflictError as exc:
-            raise ConfigError(conflict_failure(exc)) from None
-        finally:
-            bar.close()
+        with Progress(len(records), f"indexing {kind} as {name!r}", "tracklet", quiet=quiet) as bar:
+            try:
+                report = index_records(encoder, gallery, records, batch_size=batch_size, on_bad_frame=on_bad_frame,
+                                       progress=bar.update, on_conflict=on_conflict or "error")
+            except GalleryConflictError as exc:
+                raise ConfigError(conflict_failure(exc)) from None
     click.echo(f"{gpath}: {report.summary()} (source {name!r})")
-
-
-class _progress:
-    def __init__(self, total: int, desc: str):
-        try:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="tracklet", leave=False, disable=None)  # off when not a TTY
-        except ImportError:
-            self.bar = None
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 COMMANDS = [synth, index]

@@ -3,6 +3,20 @@ from __future__ import annotations
 
 import click
 
+from .progress import progress_factory, quiet_option
+
+
+def _hw(value: str | None, flag: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    from tvreid_sdk.errors import ConfigError
+
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: write HEIGHTxWIDTH, e.g. 256x128") from None
+    return h, w
+
 
 @click.command()
 @click.argument("checkpoint", required=False, type=click.Path(exists=True))
@@ -16,23 +30,59 @@ import click
 @click.option("--fused/--no-fused", default=True, show_default=True,
               help="Also write fused-attention graphs for ONNX Runtime's CUDA provider.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out.")
-def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, fused, overwrite) -> None:
+@click.option("--clip", "clip_path", type=click.Path(exists=True, dir_okay=False),
+              help="Build a zero-shot bundle from published CLIP weights instead of CHECKPOINT: OpenAI .pt state "
+                   "dict (the TorchScript archive with --allow-torchscript) or open_clip .safetensors/.bin.")
+@click.option("--arch", default=None, metavar="NAME",
+              help="Architecture of the --clip weights: clip-vit-b32 or clip-vit-b16 (default: from the file).")
+@click.option("--image-size", default=None, metavar="HxW",
+              help="--clip model input, HEIGHTxWIDTH (default 256x128: a tall person crop with a resized "
+                   "positional grid).")
+@click.option("--num-frames", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="--clip: frames averaged per tracklet by the video encoder.")
+@click.option("--allow-torchscript", is_flag=True,
+              help="Accept OpenAI's TorchScript archive (e.g. ViT-B-32.pt) for --clip; TorchScript is code: "
+                   "trusted files only.")
+@click.option("--quick-gelu/--gelu", "quick_gelu", default=True, show_default=True,
+              help="--clip: the activation the weights were trained with: QuickGELU (OpenAI's weights, open_clip "
+                   "'-quickgelu' models) or GELU (open_clip's LAION/DataComp weights).")
+@quiet_option
+def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, fused, overwrite, clip_path, arch,
+           image_size, num_frames, allow_torchscript, quick_gelu, quiet) -> None:
     """Export CHECKPOINT (a .safetensors file or a run directory) to a deployable bundle.
 
-    Without CHECKPOINT the built-in demo model is re-exported.
+    Without CHECKPOINT the built-in demo model is re-exported. With --clip FILE, published CLIP weights become a
+    zero-shot bundle (no training): download ViT-B-16 weights from OpenAI or open_clip yourself, then
+    `tvreid export --clip ViT-B-16.safetensors --out clip-b16`.
     """
     from export.build import export_bundle
     from tvreid_sdk.errors import ConfigError
 
     if not min_batch <= opt_batch <= max_batch:
         raise ConfigError(f"batch profile needs min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
-    if checkpoint is None:
-        from tvreid_sdk import demo_paths
+    options = dict(onnx=onnx, trt=trt, fp16=fp16, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                   overwrite=overwrite, fused=fused, progress=(lambda _msg: None) if quiet else click.echo,
+                   progress_bar=progress_factory(quiet))
+    if clip_path is not None:
+        if checkpoint is not None:
+            raise ConfigError("give either CHECKPOINT or --clip FILE, not both")
+        from export.zero_shot import DEFAULT_IMAGE_SIZE, export_zero_shot
 
-        checkpoint = str(demo_paths().bundle / "weights.safetensors")
-    bundle, rows = export_bundle(checkpoint, out, onnx=onnx, trt=trt, fp16=fp16, min_batch=min_batch,
-                                 opt_batch=opt_batch, max_batch=max_batch, overwrite=overwrite, fused=fused,
-                                 progress=click.echo)
+        bundle, rows = export_zero_shot(clip_path, out, arch=arch, num_frames=num_frames,
+                                        image_size=_hw(image_size, "--image-size") or DEFAULT_IMAGE_SIZE,
+                                        allow_torchscript=allow_torchscript, quick_gelu=quick_gelu, **options)
+    else:
+        zero_shot_only = [flag for flag, given in (("--arch", arch), ("--image-size", image_size),
+                                                   ("--allow-torchscript", allow_torchscript),
+                                                   ("--gelu", not quick_gelu)) if given]
+        if zero_shot_only:
+            raise ConfigError(f"{', '.join(zero_shot_only)} only apply to --clip FILE (a checkpoint carries its "
+                              "own architecture)")
+        if checkpoint is None:
+            from tvreid_sdk import demo_paths
+
+            checkpoint = str(demo_paths().bundle / "weights.safetensors")
+        bundle, rows = export_bundle(checkpoint, out, **options)
     click.echo(_table([row._asdict() for row in rows]))
     click.echo(f"wrote {bundle.root}")
 

@@ -8,31 +8,8 @@ from pathlib import Path
 
 import click
 
+from .progress import Progress, quiet_option
 from .source_opts import conflict_failure, on_conflict_option, source_name_option
-
-
-class _FrameProgress:
-    """Adapts ``progress(done, total)`` calls to a click progress bar on stderr (created on the first call)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-        self.done = 0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            self.bar = click.progressbar(length=total or 0, label="ingesting frames", file=sys.stderr,
-                                         show_pos=True)
-            self.bar.__enter__()
-        self.bar.update(done - self.done)
-        self.done = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 @click.command()
@@ -62,10 +39,11 @@ class _FrameProgress:
 @source_name_option
 @on_conflict_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@quiet_option
+@click.option("--no-progress", is_flag=True, hidden=True, help="Same as --quiet (kept for old scripts).")
 def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, backend, segment_seconds, idle_seconds,
            min_box, min_frames, min_conf, batch_size, on_bad_frame, source_name, on_conflict, as_json,
-           no_progress) -> None:
+           quiet, no_progress) -> None:
     """Crop the tracked people of VIDEO, encode them and add them to a gallery (re-running resumes).
 
     Keys are CAMERA/SEGMENT-START/SOURCE-NAME/TRACK-ID, so videos whose tracker files reuse track ids never collide.
@@ -90,12 +68,13 @@ def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, ba
     encoder = Encoder.from_bundle(bundle_path or demo_paths().bundle, backend=backend)
     gpath = Path(gallery_path)
     gallery = Gallery.open_or_create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim)
-    bar = _FrameProgress(enabled=not (no_progress or as_json))
+    bar = Progress(None, "ingesting frames", "frame", quiet=quiet or no_progress or as_json)  # --json: stdout only
     with gallery:
         before = len(gallery)
         try:
             report = ingest_video(video, tracks, encoder=encoder, gallery=gallery, camera=camera, start_time=start,
-                                  cfg=cfg, progress=bar, source_name=source_name, on_conflict=on_conflict or "error")
+                                  cfg=cfg, progress=bar.update_to, source_name=source_name,
+                                  on_conflict=on_conflict or "error")
         except GalleryConflictError as exc:
             raise ConfigError(conflict_failure(exc)) from None
         except KeyboardInterrupt:

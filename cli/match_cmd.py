@@ -17,6 +17,12 @@ def _span(row: dict) -> str:
     return f"{row['start']} ({row['duration_s']:.1f} s)" if row.get("duration_s") is not None else row["start"]
 
 
+def _short(caption: str | None, width: int = 60) -> str:
+    if not caption:
+        return "-"
+    return caption if len(caption) <= width else caption[:width - 1] + "…"
+
+
 @click.command()
 @click.argument("text", required=False)
 @click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False),
@@ -85,9 +91,11 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
     if not rows:
         click.echo("no tracklets match the filters")
         return
-    click.echo(f"{'rank':>4}  {'score':>6}  {'tracklet':<24} {'camera':<10} time span")
+    said = any(r["caption"] for r in rows)  # stored descriptions (datasets, the demo): show them to judge the ranking
+    click.echo(f"{'rank':>4}  {'score':>6}  {'tracklet':<24} {'camera':<10} time span" + ("  caption" if said else ""))
     for r in rows:
-        click.echo(f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {_span(r)}")
+        line = f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {_span(r)}"
+        click.echo(line + (f"  {_short(r['caption'])}" if said else ""))
     if html_path:
         click.echo(f"contact sheet: {html_path}")
 

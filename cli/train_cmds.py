@@ -8,6 +8,8 @@ import click
 
 from tvreid_sdk.errors import ConfigError
 
+from .progress import training_progress
+
 
 @click.command()
 @click.argument("recipe")
@@ -46,6 +48,7 @@ def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, r
               help="Dataset format of --data (tvmars, cuhk-pedes, ...); default: detected from its layout, else the "
                    "run's recipe.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@training_progress  # --quiet; a progress bar while the test split is encoded
 def eval_cmd(run, data_root, dataset, as_json) -> None:
     """Evaluate a run directory or checkpoint with its model family's protocol: t2v (R1/R5/R10/mAP/mINP; a cffa run
     scores (cos_global + cos_local) / 2 as CFFA does), or the mars protocol (R1/R5/R10/R20/mAP) for a tfclip run."""

@@ -26,7 +26,7 @@ import datetime
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import onnx
@@ -104,7 +104,9 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
                   overwrite: bool = False, progress: Callable[[str], None] = print,
                   roles: tuple[str, ...] | None = None, trt_runtime: str | None = None, trt_target: str | None = None,
                   workspace_bytes: int = DEFAULT_WORKSPACE, timing_cache: str | os.PathLike | None = None,
-                  parity_seed: int = 0, fused: bool = True) -> tuple[Bundle, list[SummaryRow]]:
+                  parity_seed: int = 0, fused: bool = True, progress_bar: Callable[..., Any] | None = None,
+                  source: Mapping[str, Any] | None = None,
+                  description: str | None = None) -> tuple[Bundle, list[SummaryRow]]:
     """Export a checkpoint of any registered family to a bundle directory.
 
     Args:
@@ -125,6 +127,12 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         parity_seed: seed of the parity probe.
         fused: also write the cuda-fused (fused-attention) variant of each graph for ONNX Runtime's CUDA provider
             (families that have one).
+        progress_bar: optional factory ``progress_bar(total, desc, unit)`` → an object with ``update(n)`` and
+            ``close()`` (e.g. a tqdm bar; the CLI's :class:`cli.progress.Progress`), shown while the graphs are
+            exported and while parity runs.
+        source: extra facts about where the weights came from, merged into ``manifest.export["source"]`` (zero-shot
+            bundles: ``kind``, the weight file's ``sha256`` and ``format``; see :mod:`export.zero_shot`).
+        description: the manifest's description (default: from the family).
 
     Returns:
         ``(bundle, rows)``: the loaded, verified bundle and the summary table rows.
@@ -161,12 +169,17 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         save_safetensors(state, writer.path(WEIGHTS_NAME), meta)
         writer.add(WEIGHTS_NAME, "safetensors", role="weights")
         model_id = weights_digest(state)
-        graphs, export_info = _export_onnx(writer, Path(tmp), hooks, ckpt, formats, roles, model_id, bundled=onnx,
-                                           progress=progress)
+        n_onnx = sum(f.kind == "onnx" for f in formats) * len(roles)
+        with _bar(progress_bar, n_onnx, "exporting ONNX graphs", "graph") as bar:
+            graphs, export_info = _export_onnx(writer, Path(tmp), hooks, ckpt, formats, roles, model_id,
+                                               bundled=onnx, progress=progress, on_graph=bar.update)
         progress(f"parity: {len(graphs)} graph(s) against PyTorch on ONNX Runtime")
         probe = hooks.probe(ckpt, parity_seed)
         reference = hooks.reference(ckpt, probe.feeds)
-        report = run_parity(graphs, probe, reference, reference_name=f"PyTorch eager fp32 {type(towers).__name__}")
+        with _bar(progress_bar, len(graphs), "parity", "graph") as bar:
+            report = run_parity(graphs, probe, reference,
+                                reference_name=f"PyTorch eager fp32 {type(towers).__name__}",
+                                on_graph=lambda _art: bar.update(1))
         require_passed(report)
         export_info["parity"] = report
         if api is not None:
@@ -178,15 +191,34 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         export_info.update({
             "tool_versions": tool_versions(*((api.runtime, api.version) if api else ())), "opset": OPSET,
             "exporter": "torch.onnx TorchScript (dynamo=False)", "precision": "fp16" if fp16 else "fp32",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "source": {"file": ckpt.path.name},
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "source": {"file": ckpt.path.name, **(source or {})},
             "batch": {"min": min_batch, "opt": opt_batch, "max": max_batch},
         })
         manifest = Manifest(arch=arch, model_id=model_id, num_frames=num_frames, tokenizer=tokenizer,
                             sampler=sampler, export=export_info, family_cfg=family_cfg, name=arch.name,
-                            description=_description(arch))
+                            description=description or _description(arch))
         bundle = writer.commit(manifest)
     progress(f"wrote {out} ({len(bundle.manifest.artifacts)} artifacts, model_id {model_id[:12]})")
     return bundle, summary_rows(bundle)
+
+
+class _bar:
+    """A ``progress_bar`` factory's bar as a context manager (a no-op without a factory)."""
+
+    def __init__(self, factory: Callable[..., Any] | None, total: int, desc: str, unit: str):
+        self.bar = factory(total, desc, unit) if factory is not None else None
+
+    def __enter__(self) -> "_bar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
 
 
 def _family_roles(family_roles: tuple[str, ...], asked: tuple[str, ...] | None, arch: ArchCfg) -> tuple[str, ...]:
@@ -207,7 +239,8 @@ def _description(arch: ArchCfg) -> str:
 
 def _export_onnx(writer: BundleWriter, tmp: Path, hooks: ExportFamily, ckpt: LoadedCheckpoint,
                  formats: list[ExportFormat], roles: tuple[str, ...], model_id: str, *, bundled: bool,
-                 progress: Callable[[str], None]) -> tuple[list[GraphArtifact], dict]:
+                 progress: Callable[[str], None],
+                 on_graph: Callable[[int], None] = lambda n: None) -> tuple[list[GraphArtifact], dict]:
     towers, arch, num_frames, _ = ckpt
     graphs: list[GraphArtifact] = []
     fp32_models: dict[tuple[str, str], onnx.ModelProto] = {}
@@ -238,6 +271,7 @@ def _export_onnx(writer: BundleWriter, tmp: Path, hooks: ExportFamily, ckpt: Loa
             if bundled:
                 writer.add(name, "onnx", role=role, precision=fmt.precision, variant=fmt.variant)
             graphs.append(GraphArtifact(name, role, fmt.precision, fmt.variant, path))
+            on_graph(1)
     return graphs, info
 
 

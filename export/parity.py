@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -193,7 +194,8 @@ def _batch_consistency(sess: ort.InferenceSession, feeds: dict[str, np.ndarray],
 
 
 def run_parity(graphs: list[GraphArtifact], probe: Probe, reference: dict[str, np.ndarray], *,
-               reference_name: str = "PyTorch eager fp32 towers") -> dict:
+               reference_name: str = "PyTorch eager fp32 towers",
+               on_graph: Callable[[GraphArtifact], None] | None = None) -> dict:
     """Check every graph against the eager reference; return the report stored in ``manifest.export["parity"]``.
 
     Per graph: ``onnx.checker``, then on each available provider the outputs for ``probe.feeds[role]`` against
@@ -207,6 +209,7 @@ def run_parity(graphs: list[GraphArtifact], probe: Probe, reference: dict[str, n
         probe: the family's probe (:meth:`ExportFamily.probe <export.families.ExportFamily.probe>`).
         reference: eager outputs per role for ``probe.feeds``.
         reference_name: what the reference is, for the report.
+        on_graph: called after each graph is checked (progress display).
     """
     providers = ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -245,6 +248,8 @@ def run_parity(graphs: list[GraphArtifact], probe: Probe, reference: dict[str, n
         entry["verified"] = any("cos_min" in entry.get(k, {}) for k in ("cpu", "cuda"))
         entry["passed"] = not entry["failures"]
         report["artifacts"][art.name] = entry
+        if on_graph is not None:
+            on_graph(art)
     for (role, precision, variant, key), q in outputs.items():
         g = outputs.get(("video_encoder", precision, variant, key))
         if role != "text_encoder" or g is None:

@@ -147,14 +147,20 @@ class TrackletEvalSet(torch.utils.data.Dataset):
 
     def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int = 8,
                  sampler: str = "rss", cache_frames: bool = False):
+        from . import progress
+
         self.tracklets = tracklets
         self.num_frames, self.sampler = num_frames, sampler
         self.cache = FrameCache(preprocess, cache_frames)
+        progress.begin(len(tracklets), "encoding test tracklets", "tracklet")  # shown under `tvreid eval`
 
     def __len__(self) -> int:
         return len(self.tracklets)
 
     def __getitem__(self, index: int) -> torch.Tensor:
+        from . import progress
+
+        progress.advance()
         trk = self.tracklets[index]
         idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, 0)  # [T]
         return torch.from_numpy(np.stack([self.cache.get(trk.frames[j], int(j)) for j in idx]))  # [T,H,W,3]

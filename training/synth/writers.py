@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from .attributes import TrackletAttrs
 from .captions import make_caption, tokenize_words
 from .fileio import save_jpeg, save_png, write_json, write_lines, write_mat
@@ -96,7 +97,9 @@ def _video_tracklets(root: Path, plan: DatasetPlan, opts: SynthOptions, size) ->
     """Render every identity tracklet into ``bbox_train`` / ``bbox_test``; return meta records."""
     source = FrameSource(plan, size)
     records = []
+    progress.begin(len(plan.tracklets), "rendering tracklets", "tracklet")
     for track in plan.tracklets:
+        progress.advance()
         split_dir = "bbox_train" if track.role == "train" else "bbox_test"
         rel = _write_frames(root, split_dir, f"{track.pid:04d}", track.camera, track.track_no, source.frames(track),
                             opts.jpeg_quality)
@@ -175,7 +178,9 @@ def write_cuhk_pedes(root: Path, plan: DatasetPlan, opts: SynthOptions, size) ->
     img_dir = root / "imgs" / opts.cuhk_subdir
     img_dir.mkdir(parents=True)
     entries, records = [], []
+    progress.begin(len(plan.tracklets), "rendering images", "image")
     for track in plan.tracklets:
+        progress.advance()
         mid = track.n_frames // 2
         frame = source.frames(track, indices=[mid])[0]
         file_path = f"{opts.cuhk_subdir}/{track.pid:04d}{track.track_no:03d}.png"

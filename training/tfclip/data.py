@@ -95,13 +95,19 @@ class ClipSet(torch.utils.data.Dataset):
 
     def __init__(self, tracklets: list[Tracklet], preprocess: PreprocessCfg, num_frames: int, sampler: str,
                  cache_frames: bool = False):
+        from .. import progress
+
         self.tracklets, self.num_frames, self.sampler = tracklets, num_frames, sampler
         self.cache = FrameCache(preprocess, cache_frames)
+        progress.begin(len(tracklets), "encoding test tracklets", "tracklet")  # shown under `tvreid eval`
 
     def __len__(self) -> int:
         return len(self.tracklets)
 
     def __getitem__(self, index: int) -> torch.Tensor:
+        from .. import progress
+
+        progress.advance()
         trk = self.tracklets[index]
         idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, 0).reshape(-1, self.num_frames)  # [C,T]
         frames = np.stack([self.cache.get(trk.frames[j], int(j)) for j in idx.ravel()])  # [C*T,H,W,3]

@@ -90,6 +90,16 @@ def load_state_dict(path: str | os.PathLike, *, allow_torchscript: bool = False)
     return state
 
 
+def weight_file_format(path: str | os.PathLike) -> str:
+    """What kind of weight file ``path`` is, as :func:`load_state_dict` reads it: ``"safetensors"``,
+    ``"torchscript"`` (an archive: code) or ``"pickle"`` (a ``torch.save`` file, read with ``weights_only=True``).
+    Nothing is loaded."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return "safetensors"
+    return "torchscript" if _is_torchscript_archive(path) else "pickle"
+
+
 def _format_error(path: Path, what: str) -> ModelFormatError:
     return ModelFormatError(f"{path}: {what}. The weight file is corrupt or not in a supported "
                             "format; re-download or re-export it.")
