@@ -75,10 +75,10 @@ def cli() -> None:
 
 def _register() -> None:
     from . import (audit_cmd, bench_cmd, data_cmds, export_cmd, gallery_cmd, ingest_cmd, match_cmd, serve_cmd,
-                   train_cmds)
+                   train_cmds, watch_cmd)
 
     for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd, serve_cmd,
-                   audit_cmd):
+                   audit_cmd, watch_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
