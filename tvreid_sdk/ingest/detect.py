@@ -103,22 +103,27 @@ def yolo_layout(shape: tuple, layout: str = "auto") -> tuple[str, bool]:
     dims = tuple(int(d) for d in shape)
     if len(dims) == 3 and dims[0] == 1:
         dims = dims[1:]
-    if len(dims) != 2 or min(dims) < 5:
-        raise ModelFormatError(f"the detector's output has shape {list(shape)}; supported are the YOLO layouts "
-                               "v5 [1, N, 5+classes] and v8 [1, 4+classes, N] (batch 1, boxes not yet decoded)")
+    unsupported = ModelFormatError(f"the detector's output has shape {list(shape)}; supported are the YOLO layouts "
+                                   "v5 [1, N, 5+classes] and v8 [1, 4+classes, N] (batch 1, boxes not yet decoded)")
+    if len(dims) != 2:
+        raise unsupported
     a, b = dims
-    if layout == "v8":
-        return "v8", a < b
-    if layout == "v5":
-        return "v5", a < b
-    if a < b:  # channels first: the v8 export ([1, 84, 8400])
-        return "v8", True
-    if b == 85:
-        return "v5", False
-    if b == 84:
-        return "v8", False
-    raise ModelFormatError(f"cannot tell the YOLO layout of an output of shape {list(shape)}: pass the layout "
-                           "(--yolo-layout v5 for [N, 5+classes] with objectness, v8 for [N, 4+classes])")
+    known = {84: "v8", 85: "v5"}  # the 80 COCO classes
+    if layout in ("v5", "v8"):
+        found = (layout, a < b)
+    elif b in known and a not in known:
+        found = (known[b], False)
+    elif a in known and b not in known:
+        found = (known[a], True)
+    elif a < b:  # channels first, as the v8 export ([1, 4+C, 8400])
+        found = ("v8", True)
+    else:
+        raise ModelFormatError(f"cannot tell the YOLO layout of an output of shape {list(shape)}: pass the layout "
+                               "(--yolo-layout v5 for [N, 5+classes] with objectness, v8 for [N, 4+classes])")
+    channels = a if found[1] else b
+    if channels < (6 if found[0] == "v5" else 5):
+        raise unsupported
+    return found
 
 
 def decode_yolo(output: np.ndarray, cfg: DetectorCfg = DetectorCfg()) -> Detections:
