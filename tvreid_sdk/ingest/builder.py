@@ -404,6 +404,8 @@ class TrackletBuilder:
             emb = self.encoder.encode_prepared(clips)  # [N,D]
             shown = {k for k, hit in self.gallery.stored_identity([r.key for r in records]).items()
                      if is_provisional(hit.fingerprint)}  # provisional rows are replaced in place
+            records = [dataclasses.replace(r, fingerprint="final:" + r.key)  # else it would "match" the snapshot
+                       if r.key in shown and r.fingerprint is None else r for r in records]
             skipped: list[str] = []
             for replace in (False, True):
                 rows = [i for i, r in enumerate(records) if (r.key in shown or batch[i].provisional) == replace]
