@@ -65,7 +65,7 @@ def watch(source, camera, gallery_path, bundle_path, backend, detector, every, s
     from tvreid_sdk.ingest import VIDEO_DEFAULTS
     from tvreid_sdk.ingest.detect import DetectorCfg, make_detector
     from tvreid_sdk.ingest.track import import_supervision
-    from tvreid_sdk.ingest.watch import WatchCfg, is_stream, list_files, plan_files
+    from tvreid_sdk.ingest.watch import WatchCfg, is_stream, list_files, plan_files, probe_stream
     from tvreid_sdk.vision.video import _import_av
 
     from .times import parse_time
@@ -76,12 +76,14 @@ def watch(source, camera, gallery_path, bundle_path, backend, detector, every, s
     dcfg = DetectorCfg(score_threshold=score_threshold, nms_iou=nms_iou, person_class=person_class,
                        layout=yolo_layout)
     det = make_detector(detector, dcfg, upscale=hog_upscale)  # a bad model fails here, before any write
-    if not is_stream(source):
-        plan_files(list_files(source), start)  # unreadable files fail before a gallery is created
     cfg = WatchCfg(every=every, builder=dataclasses.replace(VIDEO_DEFAULTS, max_duration=segment_seconds,
                                                              idle_timeout=idle_seconds, min_frames=min_frames),
                    provisional_after=provisional_after or None, give_up_after=give_up_after,
                    progress_every=progress_seconds)
+    if is_stream(source):  # an unusable source fails before a gallery is created
+        probe_stream(source, cfg)
+    else:
+        plan_files(list_files(source), start)
     encoder = Encoder.from_bundle(bundle_path or demo_paths().bundle, backend=backend)
     gpath = Path(gallery_path)
     stop = threading.Event()

@@ -12,7 +12,8 @@ ByteTrack (:mod:`.track`) and pushes the crops into a :class:`~tvreid_sdk.ingest
   duration. Corrupt stretches are skipped and reported with their time. On a stop request the open segments of a
   file are dropped (a re-run rebuilds them); what was committed stays.
 - **Streams**: frame times follow the stream's own timestamps from the wall-clock time of each connection (the
-  camera's clock, kept monotonic across reconnects). A drop or a stall (no packet for ``read_timeout`` seconds)
+  camera's clock, kept monotonic across reconnects); streams without a frame rate (MJPEG over HTTP) use the arrival
+  time. A drop or a stall (no packet for ``read_timeout`` seconds)
   reconnects with exponential backoff; ``give_up_after`` seconds without a frame ends the watch. Memory is bounded
   (one decoded frame at a time, the builder's limits; a slow encoder makes ``push`` wait, never a growing queue).
   A stop request (SIGINT/SIGTERM in the CLI) flushes: open tracks are committed, then the gallery is closed.
@@ -332,6 +333,25 @@ def _open_stream(url: str, cfg: WatchCfg):
     return av.open(url, mode="r", timeout=(cfg.open_timeout, cfg.read_timeout))
 
 
+def probe_stream(url: str, cfg: WatchCfg = WatchCfg()) -> None:
+    """Open ``url`` once and close it (a check before a gallery is created).
+
+    Raises:
+        CorruptInputError: unreachable, not a stream FFmpeg can read, or without video.
+    """
+    av = _import_av()
+    try:
+        container = _open_stream(url, cfg)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise CorruptInputError(f"{url}: cannot open this stream ({_describe(exc)}); check the URL and that the "
+                                "camera is reachable", path=url) from None
+    try:
+        if not container.streams.video:
+            raise CorruptInputError(f"{url}: the stream has no video; check the URL", path=url)
+    finally:
+        container.close()
+
+
 def _describe(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
@@ -359,7 +379,8 @@ def stream_frames(url: str, cfg: WatchCfg, report: WatchReport, stop: threading.
             first = False
             try:
                 stream = container.streams.video[0]
-                tb = float(stream.time_base) if stream.time_base else None
+                # timestamps without a known frame rate (MJPEG over HTTP stamps 25 fps whatever it sends): wall clock
+                tb = float(stream.time_base) if stream.time_base and stream.average_rate else None
                 anchor, pts0 = time.time(), None
                 for packet in container.demux(stream):
                     try:
