@@ -96,7 +96,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def final_rows(path) -> dict:
     """{key: (start, end)} of the committed (non-provisional) tracklets; {} while the gallery is not created."""
-    if not (Path(path) / "gallery.sqlite").exists() and not any(Path(path).glob("*")):
+    if not Path(path).is_dir():
         return {}
     try:
         with Gallery.open(path, readonly=True) as g:
@@ -116,8 +116,7 @@ def wait_for(predicate, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
-def test_a_live_stream_cut_and_restored_reconnects_without_losing_or_duplicating_tracklets(tmp_path):
-    scene = render_scene_video(tmp_path / "scene", people=2, seconds=4, seed=1, size=(480, 640))
+def test_a_live_stream_cut_and_restored_reconnects_without_losing_or_duplicating_tracklets(tmp_path, scene):
     port, gallery = free_port(), tmp_path / "g"
     server = start_server(port, scene.video)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -146,4 +145,4 @@ def test_a_live_stream_cut_and_restored_reconnects_without_losing_or_duplicating
     assert report["written"] == len(rows) == report["gallery_size"]  # no provisional row left, none counted twice
     spans = sorted(rows.values())
     assert len(set(spans)) == len(spans)  # no segment committed twice
-    assert all(key.startswith("live/") and "/127.0.0.1" in key for key in rows), list(rows)
+    assert all(key.startswith("live/") and len(key.split("/")) == 4 for key in rows), list(rows)  # cam/t/src/track
