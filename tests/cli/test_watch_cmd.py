@@ -75,6 +75,34 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, scene):
         assert not (tmp_path / "g").exists()  # nothing written
 
 
+def test_a_stream_that_sends_garbage_and_a_missing_tracker_library_are_one_line(tmp_path):
+    (tmp_path / "cam.mjpg").write_bytes(bytes(range(256)) * 64)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: server.poll() is None and _connects(port), 30, "the http server")
+        result = tvreid("watch", f"http://127.0.0.1:{port}/cam.mjpg", "--camera", "c", "--gallery", tmp_path / "g")
+    finally:
+        stop(server)
+    assert result.returncode == 2 and "cannot open this stream" in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "g").exists()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    blocked = subprocess.run([sys.executable, str(REPO / "tests" / "cli" / "_blocked_cli.py"), "supervision", "watch",
+                              "x.mp4", "--camera", "c", "--gallery", tmp_path / "g"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert blocked.returncode == 2 and blocked.stderr.count("\n") == 1, blocked.stderr
+    assert "'supervision'" in blocked.stderr and 'pip install "tvreid[watch]"' in blocked.stderr
+
+
+def _connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -146,3 +174,40 @@ def test_a_live_stream_cut_and_restored_reconnects_without_losing_or_duplicating
     spans = sorted(rows.values())
     assert len(set(spans)) == len(spans)  # no segment committed twice
     assert all(key.startswith("live/") and len(key.split("/")) == 4 for key in rows), list(rows)  # cam/t/src/track
+
+
+def test_a_track_on_camera_is_searchable_as_provisional_and_sigterm_commits_it(tmp_path, scene):
+    port, gallery = free_port(), tmp_path / "g"
+    server = start_server(port, scene.video)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    watcher = subprocess.Popen([sys.executable, "-m", "cli.main", "watch", f"http://127.0.0.1:{port}/", "--camera",
+                                "live", "--gallery", str(gallery), "--every", "2", "--score-threshold", "0.3",
+                                "--provisional-after", "0.5", "--idle-seconds", "30", "--segment-seconds", "600",
+                                "--json"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def provisional():
+            try:
+                with Gallery.open(gallery, readonly=True) as g:
+                    return [k for k in g.keys() if is_provisional(g.get(k).record.fingerprint)]
+            except Exception:  # noqa: BLE001 - not created yet
+                return []
+
+        shown = wait_for(provisional, 120, "a provisional tracklet")
+        match = tvreid("match", "a person walking", "--gallery", gallery, "-k", 50, "--json")
+        assert match.returncode == 0, match.stderr
+        flagged = {r["tracklet"] for r in json.loads(match.stdout)["results"] if r["provisional"]}
+        assert flagged & set(shown)
+        text = tvreid("match", "a person walking", "--gallery", gallery, "-k", 50)
+        assert "[provisional: still on camera]" in text.stdout
+        watcher.send_signal(signal.SIGTERM)  # tracks are still open (idle 30 s): SIGTERM must commit them
+        out, err = watcher.communicate(timeout=120)
+    finally:
+        stop(server)
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(30)
+    assert watcher.returncode == 0 and "SIGTERM: finishing" in err, err
+    report = json.loads(out)
+    rows = final_rows(gallery)
+    assert report["stopped"] == "stop requested" and report["written"] == len(rows) == report["gallery_size"]
+    assert set(shown) <= set(rows)  # each provisional tracklet became a final one under the same key
