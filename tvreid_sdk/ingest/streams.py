@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import CorruptInputError
 from ..timeutil import iso_utc
-from ..vision.video import _import_av
+from ..vision.video import MAX_FRAME_PIXELS, _import_av
 
 if TYPE_CHECKING:
     from .watch import WatchCfg, WatchReport
@@ -84,6 +84,8 @@ def stream_frames(url: str, cfg: "WatchCfg", report: "WatchReport",
                             if len(report.corrupt) < 100 else None
                         continue
                     for frame in frames:
+                        if frame.width * frame.height > MAX_FRAME_PIXELS:  # bounded memory whatever the stream sends
+                            raise av.error.InvalidDataError(0, f"{frame.width}x{frame.height} frame over the cap")
                         if frame.pts is not None and tb is not None:
                             pts0 = frame.pts if pts0 is None else pts0
                             ts = anchor + (frame.pts - pts0) * tb
@@ -95,6 +97,8 @@ def stream_frames(url: str, cfg: "WatchCfg", report: "WatchReport",
                         if stop.is_set():
                             return
                 why = "the stream ended"
+            except av.error.ExitError:  # the read timeout's interrupt
+                why = f"stalled: no data for {cfg.read_timeout:g}s"
             except (av.error.FFmpegError, OSError) as exc:
                 why = _describe(exc)
             finally:

@@ -147,3 +147,56 @@ def test_unreadable_sources_fail_before_anything_is_written(tmp_path, encoder, h
                 watch(str(source), encoder=encoder, gallery=gallery, camera="c", detector=hog,
                       cfg=dataclasses.replace(CFG, open_timeout=2.0))
             assert len(gallery) == 0
+
+
+def test_a_stalled_stream_reconnects_and_its_clock_keeps_running_forward():
+    """A camera that sends 5 MJPEG frames per connection then stalls: each stall is detected after read_timeout,
+    the reader reconnects, and frame times never go backwards."""
+    import io
+    import socket
+    import threading
+
+    from PIL import Image
+
+    from tvreid_sdk.ingest.streams import stream_frames
+    from tvreid_sdk.ingest.watch import WatchReport
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(buf, "JPEG")
+    jpeg, quit_ = buf.getvalue(), threading.Event()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def serve_one(conn):
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=fr\r\n\r\n")
+            for _ in range(5):
+                conn.sendall(b"--fr\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg
+                             + b"\r\n")
+            quit_.wait(30)  # stall
+
+    def accept():
+        while not quit_.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    cfg = dataclasses.replace(CFG, read_timeout=1.0, reconnect_initial=0.1, give_up_after=20)
+    report, stop, times = WatchReport("c", "u"), threading.Event(), []
+    try:
+        for ts, image in stream_frames(f"http://127.0.0.1:{port}/", cfg, report, stop):
+            times.append(ts)
+            assert image.shape == (48, 64, 3)
+            if report.reconnects >= 2:
+                stop.set()
+    finally:
+        quit_.set()
+        server.close()
+    assert report.reconnects >= 2 and len(times) >= 11 and all(b > a for a, b in zip(times, times[1:]))
+    assert any("stalled: no data for 1s" in d for d in report.drops), report.drops
