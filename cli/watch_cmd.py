@@ -91,7 +91,8 @@ def watch(source, camera, gallery_path, bundle_path, backend, detector, every, s
     def on_signal(signum, _frame):
         if stop.is_set():  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
-        click.echo(f"[{camera}] {signal.Signals(signum).name}: finishing cleanly (streams commit their open tracks)...", err=True)
+        click.echo(f"[{camera}] {signal.Signals(signum).name}: finishing cleanly (streams commit their open "
+                   "tracks)...", err=True)
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

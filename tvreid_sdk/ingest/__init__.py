@@ -24,7 +24,8 @@ from .video_ingest import IngestReport, ingest_video
 from .watch import WatchCfg, WatchReport, watch
 
 __all__ = [
-    "TrackletBuilder", "PROVISIONAL", "is_provisional", "WatchCfg", "WatchReport", "watch", "StreamCfg", "IngestCfg", "VIDEO_DEFAULTS", "StreamStats", "BackPressureError", "default_key",
+    "TrackletBuilder", "StreamCfg", "IngestCfg", "VIDEO_DEFAULTS", "StreamStats", "BackPressureError", "default_key",
+    "PROVISIONAL", "is_provisional", "WatchCfg", "WatchReport", "watch",
     "IndexReport", "camera_label", "discover_tracklet_folders", "index_records", "sie_camera_index",
     "MotBox", "MotReport", "MotTracks", "parse_mot", "read_mot", "write_mot",
     "IngestReport", "ingest_video", "identify_records", "plan_resume", "ResumePlan", "VideoIdentity",

@@ -12,10 +12,12 @@ A, A2, B = (100, 200, 40, 120), (102, 203, 42, 118), (400, 300, 50, 150)
 
 
 def v8_output(classes: int = 80, person: int = 0) -> np.ndarray:
-    """[1, 4+C, N]: 5 candidates: A (0.9), A2 (0.8), B (0.7), a low-score box, a box of another class."""
-    out = np.zeros((1, 4 + classes, 100), np.float32)  # 5 candidates, the rest empty (score 0)
+    """[1, 4+C, N]: 5 candidates: A (0.9), A2 (0.8), B (0.7), a low-score box, a box of another class; the rest
+    empty."""
+    out = np.zeros((1, 4 + classes, 100), np.float32)
+    other = (person + 2) % classes
     for i, (box, score, cls) in enumerate([(A, 0.9, person), (A2, 0.8, person), (B, 0.7, person),
-                                           ((50, 50, 20, 20), 0.1, person), ((300, 50, 30, 30), 0.95, (person + 2) % classes)]):
+                                           ((50, 50, 20, 20), 0.1, person), ((300, 50, 30, 30), 0.95, other)]):
         out[0, :4, i] = box
         out[0, 4 + cls, i] = score
     return out
