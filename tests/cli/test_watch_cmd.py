@@ -38,10 +38,14 @@ def scene(tmp_path_factory):
                               start_time=T0)
 
 
-def test_watch_a_scene_file_then_match_finds_the_described_people(tmp_path, scene):
+TINY_YOLO = REPO / "tests" / "sdk" / "ingest" / "data" / "tiny_person_yolov8.onnx"  # scripts/train_tiny_detector.py
+
+
+@pytest.mark.parametrize("detector", ["hog", "yolo"])
+def test_watch_a_scene_file_then_match_finds_the_described_people(tmp_path, scene, detector):
     gallery = tmp_path / "g"
-    result = tvreid("watch", scene.video, "--camera", "cam1", "--gallery", gallery, "--score-threshold", 0.3,
-                    "--progress-seconds", 0.5)
+    chosen = ["--detector", TINY_YOLO, "--score-threshold", 0.5] if detector == "yolo" else ["--score-threshold", 0.3]
+    result = tvreid("watch", scene.video, "--camera", "cam1", "--gallery", gallery, *chosen, "--progress-seconds", 0.5)
     assert result.returncode == 0, result.stderr
     assert "[cam1]" in result.stderr and "frames/s decoded" in result.stderr and "open tracks" in result.stderr
     assert "tracklet(s) committed" in result.stdout
@@ -56,8 +60,7 @@ def test_watch_a_scene_file_then_match_finds_the_described_people(tmp_path, scen
         on_screen = (T0 + (person.first_frame - 1) / scene.fps, T0 + person.last_frame / scene.fps)
         found += rec.start_time <= on_screen[1] and rec.end_time >= on_screen[0]
     assert found >= 2, f"only {found} of 3 described people found"
-    again = tvreid("watch", scene.video, "--camera", "cam1", "--gallery", gallery, "--score-threshold", 0.3,
-                   "--quiet", "--json")
+    again = tvreid("watch", scene.video, "--camera", "cam1", "--gallery", gallery, *chosen, "--quiet", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["written"] == 0, again.stderr  # resumed: all there
 
 

@@ -25,6 +25,8 @@ from training.synth.video import render_scene_video  # noqa: E402
 
 T0 = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 MARS = Path(__file__).resolve().parents[4] / "shared" / "data" / "tvmars-sample" / "bbox_train"
+#: a 6-layer conv net trained on other synthetic scenes (scripts/train_tiny_detector.py), YOLOv8 output layout
+TINY_YOLO = Path(__file__).with_name("data") / "tiny_person_yolov8.onnx"
 CFG = WatchCfg(builder=dataclasses.replace(VIDEO_DEFAULTS, min_frames=3, batch_size=4), progress_every=1000)
 
 
@@ -94,6 +96,22 @@ def test_a_scene_file_becomes_tracklets_during_the_people_s_presence_and_a_rerun
             assert rec.source.startswith(str(scene.video) + "#t=")
         again = watch(str(scene.video), encoder=encoder, gallery=gallery, camera="cam1", detector=hog, cfg=CFG)
         assert again.written == 0 and again.stream.already_present == len(keys) and gallery.keys() == keys
+
+
+def test_a_yolo_onnx_detector_finds_the_people_of_an_unseen_scene(tmp_path, encoder):
+    from tvreid_sdk.ingest.detect import OnnxDetector
+
+    det = OnnxDetector(TINY_YOLO, DetectorCfg(score_threshold=0.5))
+    assert det.layout == "v8" and det.input_size == (240, 320)
+    scene = render_scene_video(tmp_path / "scene", people=3, seconds=6, seed=0, start_time=T0)  # not a training seed
+    with new_gallery(tmp_path / "g", encoder) as gallery:
+        report = watch(str(scene.video), encoder=encoder, gallery=gallery, camera="cam1", detector=det, cfg=CFG)
+        spans = [(r.start_time, r.end_time) for r in (gallery.get(k).record for k in gallery.keys())]
+    assert report.written == len(spans) >= 3 and report.detections >= scene.num_frames, report.summary()
+    for person in scene.people:  # every person is covered, for most of their time on screen, by tracklets
+        first, last = T0 + (person.first_frame - 1) / scene.fps, T0 + (person.last_frame - 1) / scene.fps
+        covered = sum(max(0.0, min(e, last) - max(s, first)) for s, e in spans)
+        assert covered >= 0.5 * (last - first), (person.track_id, spans)
 
 
 def test_hog_on_real_mars_crops_composed_into_a_video_gives_a_tracklet(tmp_path, encoder, hog):
