@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tvreid_sdk import Encoder, Gallery, demo_paths
 from tvreid_sdk.ingest import VIDEO_DEFAULTS, WatchCfg, watch
-from tvreid_sdk.ingest.detect import DetectorCfg, HogDetector
+from tvreid_sdk.ingest.detect import DetectorCfg, HogDetector, OnnxDetector
 from tvreid_sdk.ingest.track import ByteTracker
 from tvreid_sdk.vision.video import VideoReader
 from training.synth.video import render_scene_video
@@ -30,11 +30,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--size", default="480x640")
     ap.add_argument("--every", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--detector", default="hog", help="hog, or an ONNX YOLO model (e.g. the tests' tiny one)")
     args = ap.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
     tmp = Path(tempfile.mkdtemp(prefix="watch_bench_"))
     scene = render_scene_video(tmp / "scene", people=4, seconds=args.seconds, seed=0, size=(h, w), start_time=1.7e9)
-    det = HogDetector(DetectorCfg(score_threshold=0.3))
+    det = HogDetector(DetectorCfg(score_threshold=0.3)) if args.detector == "hog" else \
+        OnnxDetector(args.detector, DetectorCfg(score_threshold=0.5))
     t = time.perf_counter()
     with VideoReader(scene.video) as reader:
         frames = [f.image for f in reader.frames()]
@@ -59,7 +61,8 @@ def main() -> None:
             rows.append((every, fps, report.written, fps / 10.0))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
           f"{os.getloadavg()[0]:.1f}; video {w}x{h} 10 fps, {len(frames)} frames, {len(scene.people)} people")
-    print(f"stages alone: decode {decode:.0f} frames/s, HOG {detect:.1f} frames/s, ByteTrack {track:.0f} frames/s")
+    print(f"stages alone: decode {decode:.0f} frames/s, detector ({args.detector}) {detect:.1f} frames/s, ByteTrack "
+          f"{track:.0f} frames/s")
     print("| --every | frames/s (decode+detect+track+encode) | tracklets | 10-fps cameras per process |")
     print("|---|---|---|---|")
     for every, fps, written, cams in rows:
