@@ -22,6 +22,8 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "scipy": ("scipy", "train"),
     "h5py": ("h5py", "train"),
     "av": ("av", "video"),
+    "cv2": ("opencv-python", "watch"),
+    "supervision": ("supervision", "watch"),
     "tensorrt": ("tensorrt", "trt"),
     "tensorrt_rtx": ("tensorrt-rtx-cu13-bindings", "rtx"),
     "cuda": ("cuda-python", "gpu"),
@@ -31,11 +33,13 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("torch", "safetensors", "yaml", "onnx"),
     "video": ("av",),
+    "watch": ("av", "supervision"),
     "trt": ("tensorrt",),
 }
 
 #: commands that need an extra whatever their options (option-level needs are checked inside the commands)
-COMMAND_EXTRAS: dict[str, str] = {"train": "train", "eval": "train", "export": "train", "ingest": "video"}
+COMMAND_EXTRAS: dict[str, str] = {"train": "train", "eval": "train", "export": "train", "ingest": "video",
+                                  "watch": "watch"}
 
 
 class MissingExtraError(TvreidError):

@@ -44,6 +44,7 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
     """Find the tracklets that best match TEXT, e.g. "man in red jacket walking", the person in --image, or the
     gallery tracklet --like TRACKLET_ID."""
     from tvreid_sdk import Encoder, Gallery, demo_paths, load_bundle
+    from tvreid_sdk.ingest.builder import is_provisional
 
     if like_key is not None and (text is not None or image_path is not None):
         raise ConfigError("--like TRACKLET_ID is already the query; give one of TEXT, --image PATH or --like")
@@ -75,7 +76,8 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
                  "camera": h.camera, "start": format_time(h.start_time), "end": format_time(h.end_time),
                  "duration_s": None if h.start_time is None or h.end_time is None
                  else round(h.end_time - h.start_time, 2),
-                 "person_id": h.person_id, "caption": rec.caption}
+                 "person_id": h.person_id, "caption": rec.caption,
+                 "provisional": is_provisional(rec.fingerprint)}  # a track still on camera (tvreid watch)
                 for i, (h, rec) in enumerate(zip(hits, stored))]
         if html_path:
             from .contact_sheet import write_contact_sheet
@@ -94,7 +96,8 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
     said = any(r["caption"] for r in rows)  # stored descriptions (datasets, the demo): show them to judge the ranking
     click.echo(f"{'rank':>4}  {'score':>6}  {'tracklet':<24} {'camera':<10} time span" + ("  caption" if said else ""))
     for r in rows:
-        line = f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {_span(r)}"
+        mark = "  [provisional: still on camera]" if r["provisional"] else ""
+        line = f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {_span(r)}{mark}"
         click.echo(line + (f"  {_short(r['caption'])}" if said else ""))
     if html_path:
         click.echo(f"contact sheet: {html_path}")

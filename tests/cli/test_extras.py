@@ -57,6 +57,7 @@ NEEDS_EXTRA = {
     "bench": (["bench", "--quick"], ("torch", "train")),
     "ingest": (["ingest", "{root}/video.mp4", "--tracks", "{root}/tracks.txt", "--camera", "c", "--gallery",
                 "{root}/g"], ("av", "video")),
+    "watch": (["watch", "{root}/video.mp4", "--camera", "c", "--gallery", "{root}/g"], ("av", "watch")),
 }
 RUNTIME_ONLY = {"synth", "index", "match", "gallery", "serve", "audit"}
 

@@ -42,7 +42,16 @@ from ..vision.preprocess import resize_frame
 from ..vision.thumbnail import THUMB_HEIGHT, make_thumbnail, thumbnail_source
 from .config import BackPressureError, StreamCfg, StreamStats, default_key
 
-__all__ = ["TrackletBuilder", "StreamCfg", "StreamStats", "BackPressureError", "default_key"]
+__all__ = ["TrackletBuilder", "StreamCfg", "StreamStats", "BackPressureError", "default_key", "PROVISIONAL",
+           "is_provisional"]
+
+#: fingerprint prefix of a provisional tracklet: a still-open track's snapshot, replaced in place as it grows
+PROVISIONAL = "provisional:"
+
+
+def is_provisional(fingerprint: Optional[str]) -> bool:
+    """Whether a stored tracklet's fingerprint marks it provisional (its track was still on camera)."""
+    return bool(fingerprint) and fingerprint.startswith(PROVISIONAL)
 
 _STOP = object()  # queue item that ends the worker
 _PUSH_TIMEOUT = object()  # "use cfg.push_timeout"
@@ -60,6 +69,8 @@ class _Segment:
     frames: list = dataclasses.field(default_factory=list)  # resized uint8 [H,W,3]
     thumb: Optional[np.ndarray] = None  # uint8 [<=96, <=384, 3] from the largest crop
     thumb_area: int = 0
+    provisional: bool = False  # a snapshot of a still-open segment (write_provisional)
+    shown_at: Optional[float] = None  # end time of the segment's last provisional snapshot
 
 
 class TrackletBuilder:
@@ -272,6 +283,32 @@ class TrackletBuilder:
         with self._stats_lock:
             self._stats.closed[reason] += 1
 
+    def write_provisional(self, after: float, every: float) -> int:
+        """Make still-open tracks searchable: queue a snapshot of each open segment that spans at least ``after``
+        seconds and grew by ``every`` seconds since its last snapshot. A snapshot is committed under the segment's
+        final key with a fingerprint marked :data:`PROVISIONAL` and replaced in place by the next snapshot, then by
+        the final tracklet when the segment closes. Best effort: a full encoder queue skips it (never blocks).
+
+        Returns:
+            the number of snapshots queued.
+        """
+        queued = 0
+        with self._lock:
+            self._check_alive()
+            for seg in self._open.values():
+                if seg.done or seg.count < self.cfg.min_frames or seg.last - seg.start < after:
+                    continue
+                if seg.shown_at is not None and seg.last - seg.shown_at < every:
+                    continue
+                snap = dataclasses.replace(seg, frames=list(seg.frames), provisional=True)
+                try:
+                    self._queue.put_nowait(snap)
+                except queue.Full:
+                    break
+                seg.shown_at = seg.last
+                queued += 1
+        return queued
+
     def flush(self, timeout: Optional[float] = None) -> None:
         """Close every open segment and wait until everything accepted so far is committed.
 
@@ -356,25 +393,38 @@ class TrackletBuilder:
 
     def _commit(self, batch: list[_Segment]) -> None:
         if self._error is not None:
-            self._count("lost", len(batch))
+            self._count("lost", sum(not seg.provisional for seg in batch))
             return
+        latest = {seg.key: seg for seg in batch}  # a later snapshot or the final segment supersedes a snapshot
+        batch = [seg for seg in batch if latest[seg.key] is seg]
+        final = [seg for seg in batch if not seg.provisional]
         try:
             records = [self._record(seg) for seg in batch]
             clips = [self.encoder.prepare_tracklet(seg.frames) for seg in batch]  # each [T,H,W,3]
             emb = self.encoder.encode_prepared(clips)  # [N,D]
-            skipped = self.gallery.add(records, emb, skip_existing=True,  # another writer may have added some
-                                       on_conflict=self.on_conflict)
+            shown = {k for k, hit in self.gallery.stored_identity([r.key for r in records]).items()
+                     if is_provisional(hit.fingerprint)}  # provisional rows are replaced in place
+            records = [dataclasses.replace(r, fingerprint="final:" + r.key)  # else it would "match" the snapshot
+                       if r.key in shown and r.fingerprint is None else r for r in records]
+            skipped: list[str] = []
+            for replace in (False, True):
+                rows = [i for i, r in enumerate(records) if (r.key in shown or batch[i].provisional) == replace]
+                if rows:
+                    skipped += self.gallery.add([records[i] for i in rows], emb[rows], skip_existing=True,
+                                                on_conflict="replace" if replace else self.on_conflict)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller on its next call
             self._error = exc
-            self._count("lost", len(batch))
+            self._count("lost", len(final))
             return
+        done = [r for r, seg in zip(records, batch) if not seg.provisional]
         with self._stats_lock:
-            self._stats.committed += len(records) - len(skipped)
-            self._stats.already_present += len(skipped)
+            self._stats.committed += len(done) - len([k for k in skipped if k in {r.key for r in done}])
+            self._stats.already_present += len([k for k in skipped if k in {r.key for r in done}])
+            self._stats.provisional += len(records) - len(done)
             self._stats.batches += 1
-        if self.on_commit is not None:
+        if self.on_commit is not None and done:
             try:
-                self.on_commit(records)
+                self.on_commit(done)
             except BaseException as exc:  # noqa: BLE001
                 self._error = exc
 
@@ -383,8 +433,12 @@ class TrackletBuilder:
         if self.time_origin is not None:
             source += f"#t={seg.start - self.time_origin:.3f},{seg.last - self.time_origin:.3f}"
         thumb = make_thumbnail(seg.thumb, height=seg.thumb.shape[0]) if seg.thumb is not None else None
-        ident = {} if self.identity is None else {"native_id": self.identity.native_id(seg.track_id),
-                                                   "fingerprint": self.identity.fingerprint(seg.track_id, seg.start)}
+        if self.identity is None:
+            ident = {"fingerprint": PROVISIONAL + seg.key} if seg.provisional else {}
+        else:
+            digest = self.identity.fingerprint(seg.track_id, seg.start)
+            ident = {"native_id": self.identity.native_id(seg.track_id),
+                     "fingerprint": PROVISIONAL + digest if seg.provisional else digest}
         return TrackletRecord(key=seg.key, camera=self.camera, start_time=seg.start, end_time=seg.last,
                               source=source, thumbnail=thumb, **ident)
 

@@ -138,6 +138,7 @@ class StreamStats:
     committed: int = 0  # tracklets added to the gallery
     batches: int = 0  # add() transactions
     lost: int = 0  # closed segments not committed because the worker failed
+    provisional: int = 0  # snapshots of still-open tracks written (TrackletBuilder.write_provisional)
 
     def summary(self) -> str:
         closed = ", ".join(f"{n} {why}" for why, n in self.closed.items() if n) or "none"

@@ -234,3 +234,28 @@ def test_invalid_configuration_is_refused(tmp_path, gallery):
     with Gallery.open(tmp_path / "other", readonly=True) as ro:
         with pytest.raises(ConfigError, match="read-only"):
             TrackletBuilder(FakeEncoder(), ro, "cam1")
+
+
+def test_an_open_track_is_searchable_as_a_provisional_tracklet_replaced_in_place(gallery):
+    from tvreid_sdk.ingest import is_provisional
+
+    builder = make(gallery, max_duration=100.0, idle_timeout=5.0)
+    for i in range(8):  # 1 s of track 1
+        builder.push(1, T0 + i * STEP, crop(10))
+    assert builder.write_provisional(after=0.5, every=0.5) == 1
+    assert builder.write_provisional(after=0.5, every=0.5) == 0  # no growth since the last snapshot
+    deadline = time.monotonic() + 10
+    while not gallery.keys() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (key,) = gallery.keys()
+    first = gallery.get(key).record
+    assert is_provisional(first.fingerprint) and first.end_time == T0 + 7 * STEP
+    for i in range(8, 16):  # the track grows: the snapshot is rewritten under the same key
+        builder.push(1, T0 + i * STEP, crop(200))
+    assert builder.write_provisional(after=0.5, every=0.5) == 1
+    stats = builder.close()  # the track ends: the final tracklet replaces the snapshot
+    assert gallery.keys() == [key]
+    final = gallery.get(key).record
+    assert not is_provisional(final.fingerprint) and final.end_time == T0 + 15 * STEP
+    assert stats.committed == 1 and stats.provisional >= 1 and stats.already_present == 0
+    assert not is_provisional(None) and is_provisional("provisional:x")
