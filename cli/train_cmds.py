@@ -24,17 +24,12 @@ from .progress import training_progress
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, resume) -> None:
     """Train a model from RECIPE (a YAML path or a bundled recipe name)."""
-    from training.tfclip.config import recipe_family
+    from training.engine import train as run_training
+    from training.families import load_train_recipe  # the recipe's family gives its config class
 
     sets = list(overrides) + ([f"model.init_clip={init_clip}"] if init_clip else []) \
         + (["model.allow_torchscript=true"] if allow_torchscript else [])
-    if recipe_family(recipe) == "tfclip":  # model.family: tfclip -> its own recipe sections and loop
-        from training.tfclip.config import load_tfclip_recipe as load_recipe
-        from training.tfclip.engine import train as run_training
-    else:
-        from training.config import load_recipe
-        from training.engine import train as run_training
-    cfg = load_recipe(recipe, sets)
+    cfg = load_train_recipe(recipe, sets)
     if Path(out_dir, "resume.json").exists() and not resume:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     result = run_training(cfg, data_root, out_dir, resume=resume, log=click.echo)
@@ -52,23 +47,9 @@ def train(recipe, data_root, out_dir, init_clip, allow_torchscript, overrides, r
 def eval_cmd(run, data_root, dataset, as_json) -> None:
     """Evaluate a run directory or checkpoint with its model family's protocol: t2v (R1/R5/R10/mAP/mINP; a cffa run
     scores (cos_global + cos_local) / 2 as CFFA does), or the mars protocol (R1/R5/R10/R20/mAP) for a tfclip run."""
-    from training.tfclip.checkpoint import checkpoint_family  # reads the checkpoint's tvreid_arch metadata
+    from training.families import TRAIN_FAMILIES, checkpoint_family  # the family in the checkpoint's metadata
 
-    family = checkpoint_family(run)
-    if family == "tfclip":
-        from training.tfclip.evaluate import evaluate_checkpoint
-
-        metrics = evaluate_checkpoint(run, data_root, dataset=dataset)
-    elif family == "cffa":
-        from training.cffa_eval import evaluate_cffa_checkpoint
-
-        metrics = evaluate_cffa_checkpoint(run, data_root, dataset=dataset)
-    else:
-        from training.data.detect import detect_text_format
-        from training.evaluate import evaluate_checkpoint
-
-        name = dataset or detect_text_format(data_root)
-        metrics = evaluate_checkpoint(run, data_root, **({"dataset": name} if name else {}))
+    metrics = TRAIN_FAMILIES.get(checkpoint_family(run)).evaluate_checkpoint(run, data_root, dataset=dataset)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return

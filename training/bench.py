@@ -1,8 +1,8 @@
 """Training throughput of the DMCA faithful recipe on random data: ms/step, tracklets/s, peak memory, FLOPs, MFU.
 
-The step is the one :func:`training.engine.train` runs (normalise frames, autocast forward, ``zero_grad``, scaled
-backward, optional clipping, optimiser step, scaler update, loss read back to the host), on one fixed random batch
-already on the device, so data loading is not measured. FLOPs are counted once with
+The step is the one :func:`training.engine.train` runs (:func:`training.loop_kit.train_step`: normalise frames,
+autocast forward, ``zero_grad``, scaled backward, optional clipping, optimiser step, scaler update, loss read back to
+the host), on one fixed random batch already on the device, so data loading is not measured. FLOPs are counted once with
 ``torch.utils.flop_counter.FlopCounterMode`` over an untimed step of the eager model (matmuls, convolutions and
 attention, forward + backward; element-wise work and the optimiser are not counted, as is usual for MFU).
 MFU = (FLOPs per step / p50 step time) / the device's dense 16-bit peak; that peak is known only for the GPUs in
@@ -25,7 +25,7 @@ from tvreid_sdk.vision.preprocess import normalize_torch
 
 from .config import TrainCfg, load_recipe
 from .dmca import DMCA
-from .engine import autocast_dtype, resolve_device, train_step
+from .loop_kit import autocast_dtype, resolve_device, train_step
 from .losses import parse_loss_names
 from .masking import mask_tokens
 from .optim import build_optimizer

@@ -32,7 +32,7 @@ from tvreid_sdk.modeling.clip import (FLFR_SELECT_RATIO, CLIPTowers, LocalEmbedd
                                       cffa_text_parts, joint_embedding)
 from tvreid_sdk.vision.preprocess import normalize_torch
 
-from .config import OptimSection, TrainCfg
+from .config import OptimSection, TrainCfg, require_family
 from .data.records import Dataset
 from .dataset import TrackletEvalSet, tokenize_captions
 from .dmca import IRRBranch
@@ -41,6 +41,7 @@ from .losses import id_loss, mal_coefficient, mal_loss, mlm_loss
 from .metrics import evaluate_t2v
 from .optim import make_adam, param_groups
 
+FAMILY = "cffa"  # the family this module implements
 CFFA_LOSSES = ("mal", "mlm", "id")
 TAU = 0.015
 MARGIN = 0.1
@@ -80,9 +81,7 @@ class CFFA(nn.Module):
         if unknown or not losses:
             raise ConfigError(f"the cffa family trains with losses from {'+'.join(CFFA_LOSSES)}, got {losses}; "
                               "set model.losses to e.g. mal+mlm+id (the release's)")
-        if arch.family != "cffa":
-            raise ConfigError(f"arch {arch.name!r} has family {arch.family!r}; CFFA needs a cffa arch such as "
-                              "cffa-vit-b16 or tiny-cffa")
+        require_family(arch, FAMILY, "CFFA")
         if contrast_on_masked and "mlm" not in losses:
             raise ConfigError("model.contrast_on_masked encodes the MLM-masked caption for MAL/ID, but the losses "
                               f"{'+'.join(losses)} have no mlm; add mlm to model.losses or set contrast_on_masked "
@@ -103,6 +102,10 @@ class CFFA(nn.Module):
             self.classifier = nn.Linear(d, num_classes)
             nn.init.normal_(self.classifier.weight, std=0.001)
             nn.init.zeros_(self.classifier.bias)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the towers' transformer blocks in the backward pass (``run.grad_checkpointing``)."""
+        self.towers.set_grad_checkpointing(enable)
 
     def image_parts(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised frames ``[B,T,3,H,W]`` → global ``[B,D]``, local ``[B,Dl]`` (both averaged over T) and tokens

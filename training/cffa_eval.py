@@ -23,9 +23,11 @@ from tvreid_sdk.modeling.checkpoint import load_fitting, parse_checkpoint_meta, 
 from tvreid_sdk.modeling.clip import CFFATowers
 from tvreid_sdk.modeling.weights import load_state_dict
 
-from .cffa import evaluate_joint
+from .cffa import FAMILY, evaluate_joint
+from .config import require_family
 from .data import DATASETS
 from .data.detect import detect_text_format
+from .loop_kit import resolve_device
 
 INFERENCE_PREFIXES = ("visual.", "text.", "flfr_visual.", "flfr_text.")  # what CFFATowers holds
 
@@ -61,9 +63,8 @@ def load_cffa_towers(path: str | os.PathLike) -> tuple[CFFATowers, ArchCfg, int,
     ckpt = resolve_checkpoint(path)
     state = load_state_dict(ckpt)  # header checks, finite values; never unpickles
     arch, num_frames, sampler = parse_checkpoint_meta(ckpt, read_metadata(ckpt))
-    if arch.family != "cffa":
-        raise ModelFormatError(f"{ckpt}: arch {arch.name!r} is of family {arch.family!r}, not cffa; evaluate it with "
-                               "its own family's evaluation (`tvreid eval` picks it from the checkpoint)")
+    require_family(arch, FAMILY, "CFFA evaluation", error=ModelFormatError, where=f"{ckpt}: ",
+                   hint="evaluate it with its own family's evaluation (`tvreid eval` picks it from the checkpoint)")
     towers = CFFATowers(arch)
     load_fitting(towers, state, INFERENCE_PREFIXES, ckpt, "evaluate a checkpoint written by `tvreid train` with a "
                  "cffa recipe")
@@ -83,8 +84,6 @@ def evaluate_cffa_checkpoint(path: str | os.PathLike, data_root: str | os.PathLi
     Returns:
         R1/R5/R10/mAP/mINP (percent), ``protocol`` ``t2v``, ``score``, ``num_queries``, ``dataset``.
     """
-    from .engine import resolve_device
-
     towers, arch, num_frames, sampler = load_cffa_towers(path)
     name = resolve_dataset(resolve_checkpoint(path), data_root, dataset)
     data = DATASETS.get(name)(str(data_root))

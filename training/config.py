@@ -10,7 +10,8 @@ import yaml
 
 from tvreid_sdk.config import JsonCfg
 from tvreid_sdk.errors import ConfigError
-from tvreid_sdk.modeling.arch import ArchCfg, get_arch
+from tvreid_sdk.modeling.arch import MODELS, ArchCfg, get_arch
+from tvreid_sdk.modeling.family import FAMILIES, get_family
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
 
@@ -78,6 +79,8 @@ class OptimSection(JsonCfg):
 
 @dataclasses.dataclass(frozen=True)
 class RunSection(JsonCfg):
+    """How a run executes, for every model family (the recipe's ``run`` section)."""
+
     seed: int = 1
     precision: str = "auto"  # auto | bf16 | fp16 | fp32: autocast dtype (weights stay fp32)
     compile: bool = False
@@ -139,8 +142,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(raw)
 
 
-def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainCfg:
-    """Load a recipe file (with ``_base_`` inheritance) and apply ``--set`` overrides."""
+def read_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """A recipe as a plain dict: the file (with ``_base_`` inheritance) and the ``--set`` overrides applied.
+
+    Raises:
+        ConfigError: unreadable recipe, a ``_base_`` cycle, or an override that is not ``section.key=value``.
+    """
     data = _read_yaml(resolve_recipe(name))
     for text in overrides:
         path, value = parse_override(text)
@@ -150,7 +157,13 @@ def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Train
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {part} is not a section")
         node[path[-1]] = value
-    return TrainCfg.from_dict(data)
+    return data
+
+
+def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainCfg:
+    """Load a text-video recipe (dmca, cffa; with ``_base_`` inheritance) and apply ``--set`` overrides
+    (:func:`training.families.load_train_recipe` loads a recipe of any family)."""
+    return TrainCfg.from_dict(read_recipe(name, overrides))
 
 
 def resolve_arch(model: ModelSection) -> ArchCfg:
@@ -169,5 +182,36 @@ def resolve_arch(model: ModelSection) -> ArchCfg:
     return arch
 
 
-def save_cfg(cfg: TrainCfg, path: Path) -> None:
+def family_archs(family: str) -> list[str]:
+    """Names of the registered architectures of ``family``."""
+    return [name for name in MODELS.names() if is_family(get_arch(name).family, family)]
+
+
+def is_family(name: str, family: str) -> bool:
+    """Whether ``name`` is the registered family ``family`` (False for names no family has)."""
+    return name in FAMILIES and get_family(name) is get_family(family)
+
+
+def require_family(arch: ArchCfg, family: str, user: str, *, error: type[Exception] = ConfigError,
+                   where: str = "", hint: str = "") -> None:
+    """The one check that ``arch`` belongs to ``family`` (their :class:`FamilySpec` objects are the same).
+
+    Args:
+        arch: the architecture in hand.
+        family: the family ``user`` implements.
+        user: who needs it, for the message (``"CFFA"``, ``"TF-CLIP"``...).
+        error: the exception class to raise.
+        where: a prefix naming the file or recipe (``"run/best.safetensors: "``).
+        hint: what to do instead; default: name the family's architectures.
+
+    Raises:
+        error: ``arch`` is of another family.
+    """
+    if not is_family(arch.family, family):
+        hint = hint or f"use one such as {', '.join(family_archs(family))}"
+        raise error(f"{where}arch {arch.name!r} is of family {arch.family!r}; {user} needs a {family} arch: {hint}")
+
+
+def save_cfg(cfg: JsonCfg, path: Path) -> None:
+    """Write a run's resolved recipe (any family's config class) as sorted, indented JSON."""
     path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))

@@ -68,11 +68,31 @@ def tokenize_captions(captions: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return batch.ids.astype(np.int64), batch.eot_index.astype(np.int64)
 
 
-class TextVideoTrainSet(torch.utils.data.Dataset):
+class EpochSeededSet(torch.utils.data.Dataset):
+    """A training set whose random draws for item ``index`` come from a generator seeded by ``(seed, epoch,
+    index)``: batches do not depend on the number of workers, and a resumed run replays the same data.
+
+    Subclasses define ``__len__`` and ``__getitem__`` (drawing from :meth:`item_rng`) and keep ``pids`` (``[N]``,
+    one identity per item) for the batch samplers.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the next items with ``epoch``'s generators."""
+        self.epoch = epoch
+
+    def item_rng(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+
+class TextVideoTrainSet(EpochSeededSet):
     """(tracklet, caption) training pairs with the recipe's augmentation (DMCA's by default) and MLM masking.
 
-    Every random draw comes from a generator seeded by ``(seed, epoch, index)``, so batches are
-    identical whatever the number of workers, and a resumed run replays the same data.
+    Every random draw comes from the item's generator (:class:`EpochSeededSet`).
 
     Args:
         tracklets: training tracklets (train pids already relabelled 0..N-1).
@@ -97,6 +117,7 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
                               "(first = the releases' rule)")
         if not 0.0 <= text_aug_prob <= 1.0:
             raise ConfigError(f"data.text_aug_prob must be in [0, 1], got {text_aug_prob}; use 0.2 (CFFA) or 0 (off)")
+        super().__init__(seed)
         self.items: list[tuple[int, str]] = []
         for i, trk in enumerate(tracklets):
             caps = trk.captions if all_captions else trk.captions[:1]
@@ -109,18 +130,13 @@ class TextVideoTrainSet(torch.utils.data.Dataset):
         self.num_frames, self.sampler, self.mlm_prob = num_frames, sampler, mlm_prob
         self.text_aug_prob, self.mlm_force = text_aug_prob, mlm_force
         self.augment = augment or TrainAugment(flip_prob=flip_prob, erasing_prob=erasing_prob)
-        self.seed = seed
         self.cache = FrameCache(preprocess, cache_frames)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.item_rng(index)
         trk = self.tracklets[self.items[index][0]]
         idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, rng)  # [T]
         frames = [self.cache.get(trk.frames[j], int(j)) for j in idx]

@@ -14,8 +14,9 @@ from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.clip import CLIPTowers, LayerNormFp32, QuickGELU, Transformer, gather_eot
 
+from .config import TrainCfg
 from .distributed import gather_rows, rank_share
-from .losses import id_loss, mlm_loss, sdm_loss, vtc_loss
+from .losses import id_loss, mlm_loss, parse_loss_names, sdm_loss, vtc_loss
 
 
 class IRRBranch(nn.Module):
@@ -168,6 +169,10 @@ class DMCA(nn.Module):
             nn.init.zeros_(self.classifier.bias)
         self.register_buffer("logit_scale", torch.tensor(float(logit_scale)), persistent=False)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the towers' transformer blocks in the backward pass (``run.grad_checkpointing``)."""
+        self.towers.set_grad_checkpointing(enable)
+
     def encode_video_tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """Normalised frames ``[B,T,3,H,W]`` → per-frame tokens ``[B,T,L,D]``."""
         b, t = frames.shape[:2]
@@ -221,3 +226,9 @@ def tower_state_dict(model: DMCA) -> dict[str, torch.Tensor]:
 
 def normalized(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=-1)
+
+
+def build_dmca(cfg: TrainCfg, arch: ArchCfg, num_classes: int) -> DMCA:
+    """The DMCA model a recipe asks for (``model.losses``, ``cmt_depth``, ``logit_scale``, ``contrast_on_masked``)."""
+    return DMCA(arch, parse_loss_names(cfg.model.losses), num_classes=num_classes, cmt_depth=cfg.model.cmt_depth,
+                logit_scale=cfg.model.logit_scale, contrast_on_masked=cfg.model.contrast_on_masked)

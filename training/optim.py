@@ -2,30 +2,41 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 
 from .config import OptimSection
 
 
-def param_groups(model: torch.nn.Module, cfg: OptimSection) -> list[dict]:
-    """One group per parameter with the release's rules, applied in this order:
+LrRule = Callable[[str, Any], tuple[float, float]]  # (parameter name, optim section) -> (lr, weight decay)
+
+
+def release_lr_rule(name: str, cfg: OptimSection) -> tuple[float, float]:
+    """The IRRA/DMCA release's ``(lr, weight decay)`` of one parameter, rules applied in this order:
 
     1. names containing ``cross`` → lr × ``lr_factor``;
     2. names containing ``bias`` → lr × ``bias_lr_factor`` and weight decay ``weight_decay_bias``;
     3. names containing ``classifier`` or ``mlm_head`` → lr × ``lr_factor``.
     """
+    lr, wd = cfg.lr, cfg.weight_decay
+    if "cross" in name:
+        lr = cfg.lr * cfg.lr_factor
+    if "bias" in name:
+        lr, wd = cfg.lr * cfg.bias_lr_factor, cfg.weight_decay_bias
+    if "classifier" in name or "mlm_head" in name:
+        lr = cfg.lr * cfg.lr_factor
+    return lr, wd
+
+
+def param_groups(model: torch.nn.Module, cfg, rule: LrRule = release_lr_rule) -> list[dict]:
+    """One group per trainable parameter, its ``lr``/``weight_decay`` from ``rule(name, cfg)`` (default: the
+    release's, :func:`release_lr_rule`), with ``initial_lr`` and ``name`` recorded; frozen parameters are left out."""
     groups = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        lr, wd = cfg.lr, cfg.weight_decay
-        if "cross" in name:
-            lr = cfg.lr * cfg.lr_factor
-        if "bias" in name:
-            lr, wd = cfg.lr * cfg.bias_lr_factor, cfg.weight_decay_bias
-        if "classifier" in name or "mlm_head" in name:
-            lr = cfg.lr * cfg.lr_factor
+        lr, wd = rule(name, cfg)
         groups.append({"params": [param], "lr": lr, "initial_lr": lr, "weight_decay": wd, "name": name})
     return groups
 
@@ -75,9 +86,11 @@ def lr_factor(epoch: float, cfg: OptimSection) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - cfg.warmup_epochs) / span)))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, epoch: float, cfg: OptimSection) -> float:
-    """Apply :func:`lr_factor` to every group; returns the factor."""
-    factor = lr_factor(epoch, cfg)
+def set_lr(optimizer: torch.optim.Optimizer, epoch: float, cfg,
+           schedule: Callable[[float, Any], float] = lr_factor) -> float:
+    """Set every group's lr to ``initial_lr × schedule(epoch, cfg)`` (default: :func:`lr_factor`); returns the
+    factor."""
+    factor = schedule(epoch, cfg)
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
     return factor

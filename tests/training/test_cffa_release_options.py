@@ -8,8 +8,9 @@ import torch
 
 from training.cffa import CFFA
 from training.config import load_recipe, resolve_arch
-from training.engine import _batch_sampler, build_model
+from training.families import build_model
 from training.masking import mask_tokens
+from training.text_family import batch_sampler
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import get_arch
 
@@ -100,7 +101,7 @@ def test_text_attention_dropout_changes_training_losses_but_not_evaluation():
 
 def test_drop_last_false_keeps_the_last_incomplete_batch():
     pids = np.arange(70) % 7
-    kept = _batch_sampler(load_recipe("cffa_cuhkpedes_vitb16"), pids, seed=1)
-    dropped = _batch_sampler(load_recipe("cffa_synthetic_tiny"), pids, seed=1)
+    kept = batch_sampler(load_recipe("cffa_cuhkpedes_vitb16"), pids, seed=1)
+    dropped = batch_sampler(load_recipe("cffa_synthetic_tiny"), pids, seed=1)
     assert [len(b) for b in kept] == [64, 6] and [len(b) for b in dropped] == [64]
     assert sorted(i for b in kept for i in b) == list(range(70))

@@ -9,7 +9,7 @@ import torch
 from training.config import load_recipe
 from training.dataset import TextVideoTrainSet
 from training.dmca import DMCA
-from training.engine import build_model
+from training.families import build_model
 from training.masking import mask_tokens
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import get_arch

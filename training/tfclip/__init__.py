@@ -3,5 +3,6 @@
 Modules: :mod:`.config` (recipes), :mod:`.modules` (SSP; SIE and TMD live in
 :mod:`tvreid_sdk.modeling.tfclip`), :mod:`.model` (:class:`~.model.TFCLIP`),
 :mod:`.losses`, :mod:`.data`, :mod:`.optim`, :mod:`.evaluate` (CLIP-Memory, ``mars`` protocol),
-:mod:`.checkpoint` and :mod:`.engine` (the training loop behind ``tvreid train`` for ``model.family: tfclip``).
+:mod:`.checkpoint` and :mod:`.hooks` (what the shared loop :func:`training.engine.train` runs for
+``model.family: tfclip``; registered in :mod:`training.families`).
 """

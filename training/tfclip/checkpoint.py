@@ -18,10 +18,11 @@ from tvreid_sdk.config import SamplerCfg
 from tvreid_sdk.errors import ConfigError, ModelFormatError
 from tvreid_sdk.ingest.folders import camera_label
 from tvreid_sdk.modeling.arch import ArchCfg
+from tvreid_sdk.modeling.checkpoint import resolve_checkpoint
 
 from ..checkpoint import save_model
+from ..config import require_family
 from ..data.records import Dataset
-from ..evaluate import resolve_checkpoint
 from .config import FAMILY, TfclipDataSection, TfclipModelSection
 from .model import TFCLIP
 
@@ -66,16 +67,6 @@ def save_tfclip(model: TFCLIP, path: Path, data_cfg: TfclipDataSection, extra: d
                {META_TFCLIP: json.dumps(meta, sort_keys=True), **(extra or {})})
 
 
-def checkpoint_family(path: str | Path) -> str:
-    """The arch family recorded in a checkpoint's (or run directory's) metadata; ``""`` when unreadable."""
-    try:
-        with safe_open(str(resolve_checkpoint(path)), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        return ArchCfg.from_dict(json.loads(meta["tvreid_arch"])).family
-    except Exception:  # not ours / corrupt: let the regular loader report it
-        return ""
-
-
 def load_tfclip_weights(model: TFCLIP, path: str | Path) -> None:
     """Load a :func:`save_tfclip` file into ``model`` (strict)."""
     from safetensors.torch import load_file
@@ -102,8 +93,8 @@ def load_tfclip_checkpoint(path: str | Path) -> tuple[TFCLIP, dict]:
     except (KeyError, ValueError, ConfigError) as exc:
         raise ModelFormatError(f"{ckpt}: not a TF-CLIP checkpoint (metadata {exc}); train one with a tfclip "
                                "recipe") from None
-    if arch.family != FAMILY:
-        raise ModelFormatError(f"{ckpt}: arch {arch.name!r} is of family {arch.family!r}, not tfclip")
+    require_family(arch, FAMILY, "a TF-CLIP checkpoint", error=ModelFormatError, where=f"{ckpt}: ",
+                   hint="evaluate it with its own family's evaluation (`tvreid eval` picks it from the checkpoint)")
     model = TFCLIP(arch, model_cfg.replace(init_clip=""), int(info["num_classes"]), int(info["num_cameras"]))
     load_tfclip_weights(model, ckpt)
     return model.eval(), info

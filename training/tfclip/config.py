@@ -1,22 +1,21 @@
-"""TF-CLIP recipes: the same YAML machinery as :mod:`training.config` (``_base_`` inheritance, ``--set`` overrides),
-with sections of their own (identity-balanced batches, multistep schedule, loss weights, camera embedding).
+"""TF-CLIP recipes: the same YAML machinery as :mod:`training.config` (``_base_`` inheritance, ``--set`` overrides)
+and the same ``run`` section, with model/data/optim sections of their own (identity-balanced batches, multistep
+schedule, loss weights, camera embedding).
 
-A recipe is a TF-CLIP recipe when ``model.family`` is ``tfclip``; :func:`recipe_family` tells ``tvreid train``
-which loop to run before either config class sees the file.
+A recipe is a TF-CLIP recipe when ``model.family`` is ``tfclip`` (or its arch is a tfclip arch);
+:func:`training.families.recipe_family` tells ``tvreid train`` which config class reads it.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 from tvreid_sdk.config import JsonCfg
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.vision.augment import ERASING_PLACEMENT
 
-from ..config import _read_yaml, parse_override, resolve_recipe
+from ..config import RunSection, is_family, read_recipe
 
-FAMILY = "tfclip"
+FAMILY = "tfclip"  # the family this package implements
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +40,7 @@ class TfclipModelSection(JsonCfg):
     allow_torchscript: bool = False
 
     def __post_init__(self) -> None:
-        if self.family != FAMILY:
+        if not is_family(self.family, FAMILY):
             raise ValueError(f"model.family must be {FAMILY!r} in a TF-CLIP recipe, got {self.family!r}")
         if not 0.0 <= self.sie_drop_prob <= 1.0:
             raise ValueError(f"model.sie_drop_prob must be in [0, 1], got {self.sie_drop_prob}")
@@ -100,45 +99,15 @@ class TfclipOptimSection(JsonCfg):
 
 
 @dataclasses.dataclass(frozen=True)
-class TfclipRunSection(JsonCfg):
-    seed: int = 1234  # SOLVER.SEED default of the release
-    precision: str = "auto"  # auto | bf16 | fp16 | fp32
-    eval_every: int = 2  # EVAL_PERIOD
-    log_every: int = 50
-    max_steps_per_epoch: int = 0
-    progress: bool = True
-    device: str = "auto"
-
-
-@dataclasses.dataclass(frozen=True)
 class TfclipTrainCfg(JsonCfg):
     name: str = "tfclip"
     model: TfclipModelSection = TfclipModelSection()
     data: TfclipDataSection = TfclipDataSection()
     optim: TfclipOptimSection = TfclipOptimSection()
-    run: TfclipRunSection = TfclipRunSection()
+    run: RunSection = RunSection()  # the release's seed 1234, eval every 2 epochs: set in tfclip_mars_vitb16.yaml
 
     _nested = {"model": TfclipModelSection, "data": TfclipDataSection, "optim": TfclipOptimSection,
-               "run": TfclipRunSection}
-
-
-def _recipe_dict(name: str, overrides=()) -> dict:
-    data = _read_yaml(resolve_recipe(name))
-    for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part} is not a section")
-        node[path[-1]] = value
-    return data
-
-
-def recipe_family(name: str) -> str:
-    """``model.family`` of a recipe (after ``_base_`` merging); ``dmca`` when the recipe does not say."""
-    model = _recipe_dict(name).get("model") or {}
-    return str(model.get("family", "dmca")) if isinstance(model, dict) else "dmca"
+               "run": RunSection}
 
 
 def load_tfclip_recipe(name: str, overrides=()) -> TfclipTrainCfg:
@@ -147,12 +116,8 @@ def load_tfclip_recipe(name: str, overrides=()) -> TfclipTrainCfg:
     Raises:
         ConfigError: unreadable recipe, unknown field, bad value, or a recipe of another family.
     """
-    data = _recipe_dict(name, overrides)
+    data = read_recipe(name, overrides)
     family = (data.get("model") or {}).get("family")
-    if family != FAMILY:
+    if not is_family(str(family), FAMILY):
         raise ConfigError(f"recipe {name!r} has model.family {family!r}; a TF-CLIP recipe sets model.family: tfclip")
     return TfclipTrainCfg.from_dict(data)
-
-
-def save_cfg(cfg: TfclipTrainCfg, path: Path) -> None:
-    path.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))

@@ -15,7 +15,7 @@ from tvreid_sdk.vision.sampling import sample_indices
 
 from ..data import DATASETS
 from ..data.records import Dataset, Tracklet
-from ..dataset import FrameCache
+from ..dataset import EpochSeededSet, FrameCache
 from .config import TfclipDataSection
 
 
@@ -42,11 +42,11 @@ def infer_num_cameras(data: Dataset) -> int:
     return max(cams) + 1 if cams else 1
 
 
-class VideoTrainSet(torch.utils.data.Dataset):
+class VideoTrainSet(EpochSeededSet):
     """Training tracklets: ``{"frames": uint8 [T,H,W,3], "pids": int64, "camids": int64}`` per item.
 
-    Random draws (frame indices, flip, erasing, camera dropout) come from a generator seeded by
-    ``(seed, epoch, index)``: batches do not depend on the number of workers and a resumed run replays them.
+    Random draws (frame indices, flip, erasing, camera dropout) come from the item's generator
+    (:class:`training.dataset.EpochSeededSet`).
 
     Args:
         tracklets: train split (pids relabelled 0..N-1).
@@ -63,23 +63,20 @@ class VideoTrainSet(torch.utils.data.Dataset):
                  erasing_placement: str = "random"):
         if not tracklets:
             raise ConfigError("no training tracklets")
+        super().__init__(seed)
         self.tracklets = tracklets
         self.pids = np.array([t.pid for t in tracklets], dtype=np.int64)  # [N]
         self.camids = np.array([t.camid for t in tracklets], dtype=np.int64)  # [N]
         self.num_frames, self.sampler = num_frames, sampler
         self.flip_prob, self.erasing_prob, self.camera_drop_prob = flip_prob, erasing_prob, camera_drop_prob
-        self.seed, self.erasing_placement = seed, erasing_placement
+        self.erasing_placement = erasing_placement
         self.cache = FrameCache(preprocess, cache_frames)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.tracklets)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.item_rng(index)
         trk = self.tracklets[index]
         idx = sample_indices(self.sampler, len(trk.frames), self.num_frames, rng)  # [T]
         frames = [self.cache.get(trk.frames[j], int(j)) for j in idx]

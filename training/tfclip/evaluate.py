@@ -102,8 +102,8 @@ def evaluate_model(model, data: Dataset, cfg: TfclipDataSection, device: torch.d
     return metrics
 
 
-def evaluate_checkpoint(path: str | Path, data_root: str, dataset: str | None = None, device: str = "auto",
-                        **data_overrides) -> dict:
+def evaluate_tfclip_checkpoint(path: str | Path, data_root: str, dataset: str | None = None, device: str = "auto",
+                               **data_overrides) -> dict:
     """``mars``-protocol metrics of a TF-CLIP checkpoint or run directory on the test split at ``data_root``.
 
     Args:
@@ -113,7 +113,7 @@ def evaluate_checkpoint(path: str | Path, data_root: str, dataset: str | None = 
         device: ``auto``, ``cpu``, ``cuda``...
         **data_overrides: fields of the recipe's data section (``test_sampler="dense"``...).
     """
-    from ..engine import resolve_device
+    from ..loop_kit import resolve_device
     from .checkpoint import load_tfclip_checkpoint
     from .data import load_video_dataset
 

@@ -17,6 +17,7 @@ from tvreid_sdk.errors import ConfigError, ModelFormatError
 from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.tfclip import TFCLIPTowers, video_embedding
 
+from ..config import require_family
 from ..distributed import gather_rows, rank_share
 from .config import FAMILY, TfclipModelSection
 from .losses import batch_hard_triplet
@@ -72,9 +73,7 @@ class TFCLIP(TFCLIPTowers):
     """
 
     def __init__(self, arch: ArchCfg, cfg: TfclipModelSection, num_classes: int, num_cameras: int = 0):
-        if arch.family != FAMILY:
-            raise ConfigError(f"arch {arch.name!r} is of family {arch.family!r}; TF-CLIP needs a 'tfclip' arch "
-                              "such as tfclip-vit-b16 or tiny-tfclip")
+        require_family(arch, FAMILY, "TF-CLIP")
         if cfg.sie and num_cameras < 1:
             raise ConfigError("SIE needs num_cameras >= 1; set model.num_cameras or model.sie: false")
         super().__init__(arch, num_cameras if cfg.sie else 0, cfg.tmd_layers)
@@ -83,6 +82,10 @@ class TFCLIP(TFCLIPTowers):
         self.ssp = SequenceSpecificPrompt(dim, max(1, dim // 64), cfg.ssp_layers, cfg.ssp_dropout)
         self.heads = Heads(width, dim, num_classes)
         self.register_buffer("memory", torch.zeros(num_classes, dim))  # CLIP-Memory, filled before training
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the vision tower's transformer blocks in the backward pass (``run.grad_checkpointing``)."""
+        self.visual.transformer.grad_checkpointing = enable
 
     def set_memory(self, memory: torch.Tensor) -> None:
         """Install the CLIP-Memory ``[num_classes, D]`` (fixed for the whole run)."""

@@ -8,7 +8,7 @@ import sys
 import torch
 from safetensors import safe_open
 
-from training.engine import seed_everything
+from training.loop_kit import seed_everything
 from training.tfclip.config import load_tfclip_recipe
 from training.tfclip.data import infer_num_cameras, load_video_dataset
 from training.tfclip.evaluate import compute_clip_memory

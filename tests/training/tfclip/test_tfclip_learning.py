@@ -17,7 +17,7 @@ from training.synth import generate
 from training.tfclip.checkpoint import load_tfclip_checkpoint
 from training.tfclip.config import load_tfclip_recipe
 from training.tfclip.data import load_video_dataset
-from training.tfclip.engine import train
+from training.engine import train
 from training.tfclip.evaluate import evaluate_model
 
 

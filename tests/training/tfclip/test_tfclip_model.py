@@ -156,3 +156,22 @@ def test_init_clip_loads_the_vision_tower_and_resizes_the_grid(tmp_path):
     torch.testing.assert_close(model.visual.proj, clip.visual.proj)
     assert model.visual.positional_embedding.shape == (9, 64)  # resized 2x2 -> 4x2 (+ CLS)
     torch.testing.assert_close(model.visual.positional_embedding[0], clip.visual.positional_embedding[0])
+
+
+def test_grad_checkpointing_recomputes_the_vision_blocks_to_the_same_gradients():
+    """``run.grad_checkpointing`` (the shared loop calls ``set_grad_checkpointing``) gives TF-CLIP the same loss and
+    gradients."""
+    grads = []
+    for enable in (False, True):
+        model = _model(ssp_dropout=0.0)
+        model.set_grad_checkpointing(enable)
+        assert model.visual.transformer.grad_checkpointing is enable
+        model.train()
+        loss = model(_batch())["loss"]
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (loss_a, grad_a), (loss_b, grad_b) = grads
+    torch.testing.assert_close(loss_a, loss_b)
+    assert grad_a.keys() == grad_b.keys()
+    for name in grad_a:
+        torch.testing.assert_close(grad_a[name], grad_b[name], msg=name)

@@ -2,9 +2,11 @@
 import pytest
 import torch
 
-from training.tfclip.config import TfclipModelSection, TfclipOptimSection, load_tfclip_recipe, recipe_family
+from training.families import TRAIN_FAMILIES, recipe_family
+from training.optim import param_groups, set_lr
+from training.tfclip.config import TfclipModelSection, TfclipOptimSection, load_tfclip_recipe
 from training.tfclip.model import TFCLIP
-from training.tfclip.optim import build_optimizer, lr_factor, param_groups, set_lr
+from training.tfclip.optim import multistep_lr_factor, tfclip_lr_rule, tfclip_optimizer
 from tvreid_sdk.errors import ConfigError
 from tvreid_sdk.modeling.arch import get_arch
 
@@ -29,6 +31,10 @@ def test_faithful_recipe_matches_the_release():
 def test_family_dispatch_and_errors():
     assert recipe_family("tfclip_synthetic_tiny") == "tfclip"
     assert recipe_family("synthetic_tiny") == "dmca"
+    assert recipe_family("cffa_synthetic_tiny") == "cffa"  # from its arch
+    assert recipe_family("synthetic_tiny", ["model.arch=tiny-tfclip"]) == "tfclip"
+    assert TRAIN_FAMILIES.get("tfclip").optimizer is tfclip_optimizer
+    assert TRAIN_FAMILIES.get("tfclip").lr_factor is multistep_lr_factor
     with pytest.raises(ConfigError, match="model.family"):
         load_tfclip_recipe("synthetic_tiny")
     with pytest.raises(ConfigError, match="unknown field"):
@@ -40,14 +46,14 @@ def test_family_dispatch_and_errors():
 @pytest.mark.parametrize("epoch,want", [(0, 0.1), (5, 0.55), (9, 0.91), (10, 1.0), (29, 1.0), (30, 0.1), (49, 0.1),
                                         (50, 0.01), (70, 0.001), (79, 0.001)])
 def test_warmup_then_multistep(epoch, want):
-    assert lr_factor(epoch, TfclipOptimSection()) == pytest.approx(want)
+    assert multistep_lr_factor(epoch, TfclipOptimSection()) == pytest.approx(want)
 
 
 def test_param_group_rules():
     torch.manual_seed(0)
     model = TFCLIP(get_arch("tiny-tfclip"), TfclipModelSection(), 5, 2)
     cfg = TfclipOptimSection()
-    groups = {g["name"]: g for g in param_groups(model, cfg)}
+    groups = {g["name"]: g for g in param_groups(model, cfg, tfclip_lr_rule)}
     assert groups["visual.conv1.weight"]["lr"] == pytest.approx(5e-6) and groups["visual.conv1.weight"][
         "weight_decay"] == 1e-4
     assert groups["tmd.blocks.0.message_fc.bias"]["lr"] == pytest.approx(1e-5)  # bias x2
@@ -55,7 +61,7 @@ def test_param_group_rules():
     assert groups["heads.classifier.weight"]["lr"] == pytest.approx(5e-6)
     assert "heads.bn_cls.bias" not in groups and "heads.bn_cls.weight" in groups  # frozen BNNeck bias
     assert "memory" not in groups  # a buffer, never trained
-    opt = build_optimizer(model, cfg)
-    assert set_lr(opt, 30, cfg) == pytest.approx(0.1)
+    opt = tfclip_optimizer(model, cfg)
+    assert set_lr(opt, 30, cfg, multistep_lr_factor) == pytest.approx(0.1)
     lrs = {name: g["lr"] for g in opt.param_groups for name in g["names"]}
     assert lrs["heads.classifier_tmd.weight"] == pytest.approx(5e-6)
