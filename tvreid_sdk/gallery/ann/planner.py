@@ -1,0 +1,249 @@
+"""The filter-aware query planner: per query batch, exact masked scan or IVF + bitmap selector + exact re-rank.
+
+Let *f* be the fraction of the indexed rows (of the shards the time window keeps) that the camera/time/exclude mask
+allows. The cost of the exact masked scan grows with the allowed rows (``f * N``); the cost of a filtered IVF
+search grows with the rows in the probed lists (``nprobe / nlist * N``, allowed or not), and the ``nprobe`` that
+keeps recall@10 at the target grows as *f* shrinks (fewer allowed rows per probed list). So:
+
+- ``f * N <= EXACT_ROWS`` or ``f <= CROSSOVER`` → **exact** masked scan (recall 1.0 by construction);
+- otherwise → **IVF** with ``IDSelectorBitmap`` (allowed rowids), ``nprobe`` from the build's calibration table
+  (the smallest ``nprobe`` that reached the recall target at the largest calibrated fraction <= *f*), fetching
+  ``k * rerank`` candidates per shard, re-scored exactly from the stored vectors and merged with an exact scan of
+  the rows added since the build. A fraction below every calibrated level, or a level whose best recall missed the
+  target, goes exact.
+
+Measured crossover (2-core Xeon, AVX-512, faiss-cpu 1.15.1, 200k x 512 structured synthetic rows, ivf-sq8,
+nlist 512, Q=1, uncorrelated camera mask, numpy exact matcher): see ``CROSSOVER`` and ``EXACT_ROWS`` below; the
+figures are in BENCHMARKS.md ("ANN planner crossover").
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..matchers.base import merge_topk
+from ..matchers.numpy import topk_unit
+from ..matrix import MatrixSnapshot
+from .sidecar import AnnManifest
+
+#: allowed fraction at or below which the exact masked scan wins (measured, see the module docstring)
+CROSSOVER = 0.10
+#: allowed rows up to which the exact scan is always used (it takes < ~2 ms on one CPU core)
+EXACT_ROWS = 20000
+#: calibrated allowed fractions (the planner uses the largest level <= f)
+LEVELS = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02, 0.01)
+_K_CAL = 10
+_CHUNK = 8192
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the planner chose for one search call.
+
+    Attributes:
+        mode: ``exact`` or ``ann``.
+        allowed: rows the filters allow (indexed rows of the kept shards, plus new rows).
+        total: rows of the gallery.
+        fraction: allowed share of the indexed rows of the kept shards.
+        nprobe: IVF lists probed per shard (0 in exact mode).
+        shards: the shards searched (empty in exact mode).
+        reason: one line saying why.
+    """
+
+    mode: str
+    allowed: int
+    total: int
+    fraction: float
+    nprobe: int
+    shards: tuple[str, ...]
+    reason: str
+
+
+class AnnEngine:
+    """A loaded sidecar: the manifest plus one FAISS index per shard (searches only; thread-safe for search)."""
+
+    def __init__(self, manifest: AnnManifest, indexes: dict[str, Any], faiss: Any):
+        self.manifest = manifest
+        self.indexes = indexes
+        self.faiss = faiss
+        self.indexed_rows = sum(s.rows for s in manifest.shards)
+        self._bitmap_cache: tuple[Any, Optional[np.ndarray]] = (None, None)
+
+    # ------------------------------------------------------------------ planning
+    def nprobe_for(self, fraction: float) -> int:
+        """Calibrated nprobe for an allowed fraction (0: go exact)."""
+        for level, nprobe in sorted(self.manifest.calibration, reverse=True):
+            if level <= fraction + 1e-12:
+                return nprobe
+        return 0
+
+    def plan(self, snap: MatrixSnapshot, mask: Optional[np.ndarray], window: tuple[Optional[float], Optional[float]],
+             exact: bool = False) -> Plan:
+        """Choose exact or ANN for this mask (see the module docstring)."""
+        total = len(snap)
+        allowed = total if mask is None else int(np.count_nonzero(mask))
+        if exact:
+            return Plan("exact", allowed, total, 1.0, 0, (), "exact search requested")
+        kept = tuple(s.name for s in self.manifest.shards if s.overlaps(*window))
+        indexed = sum(s.rows for s in self.manifest.shards if s.name in kept)
+        cut = covered_rows(snap, self.manifest.max_rowid)
+        allowed_indexed = cut if mask is None else int(np.count_nonzero(mask[:cut]))
+        fraction = allowed_indexed / indexed if indexed else 0.0
+        if allowed <= EXACT_ROWS:
+            return Plan("exact", allowed, total, fraction, 0, (), f"{allowed} allowed rows <= {EXACT_ROWS}")
+        if fraction <= CROSSOVER:
+            return Plan("exact", allowed, total, fraction, 0, (),
+                        f"allowed fraction {fraction:.4f} <= crossover {CROSSOVER}")
+        nprobe = self.nprobe_for(fraction)
+        if nprobe == 0:
+            return Plan("exact", allowed, total, fraction, 0, (),
+                        f"no calibrated nprobe reaches the recall target at fraction {fraction:.4f}")
+        return Plan("ann", allowed, total, fraction, nprobe, kept,
+                    f"allowed fraction {fraction:.4f}: IVF nprobe {nprobe} over {len(kept)} shard(s)")
+
+    # ------------------------------------------------------------------ search
+    def _selector(self, snap: MatrixSnapshot, mask: Optional[np.ndarray], cut: int):
+        """(selector or None, keep-alive bitmap): rows allowed among the indexed ones, by rowid."""
+        deleted = cut < self.indexed_rows  # rows deleted since the build are still in the index files
+        if mask is None and not deleted:
+            return None, None
+        if mask is None:
+            cached_snap, cached = self._bitmap_cache
+            if cached_snap is snap:
+                return self.faiss.IDSelectorBitmap(cached.size, self.faiss.swig_ptr(cached)), cached
+        bits = np.zeros(self.manifest.max_rowid + 1, bool)  # [max_rowid+1]
+        ids = snap.rowids[:cut] if mask is None else snap.rowids[:cut][mask[:cut]]
+        bits[ids] = True
+        bitmap = np.packbits(bits, bitorder="little")  # bit i of byte i>>3 = rowid i allowed
+        if mask is None:
+            self._bitmap_cache = (snap, bitmap)
+        return self.faiss.IDSelectorBitmap(bitmap.size, self.faiss.swig_ptr(bitmap)), bitmap
+
+    def ann_topk(self, queries: np.ndarray, k: int, snap: MatrixSnapshot, mask: Optional[np.ndarray],
+                 shards: tuple[str, ...], nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indexed rows only: IVF candidates of every kept shard, re-scored exactly.
+
+        Returns:
+            (scores float32 [Q,k'], snapshot positions int64 [Q,k']), -inf / -1 padding where fewer were found.
+        """
+        faiss = self.faiss
+        cut = covered_rows(snap, self.manifest.max_rowid)
+        sel, _keep = self._selector(snap, mask, cut)
+        fetch = k * self.manifest.rerank
+        nprobe = max(1, min(nprobe, self.manifest.nlist))
+        found = []
+        if shards:  # every shard shares the trained coarse quantizer: assign the queries once
+            quantizer = faiss.extract_index_ivf(self.indexes[shards[0]]).quantizer
+            coarse_d, coarse_i = quantizer.search(queries, nprobe,
+                                                  params=faiss.SearchParametersHNSW(efSearch=max(2 * nprobe, 64)))
+        for name in shards:
+            ivf = faiss.extract_index_ivf(self.indexes[name])
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+            found.append(_search_preassigned(faiss, ivf, queries, min(fetch, max(ivf.ntotal, 1)), coarse_i, coarse_d,
+                                             params))  # [Q,fetch] rowids, -1 = none
+        if not found:
+            return np.full((queries.shape[0], 0), -np.inf, np.float32), np.full((queries.shape[0], 0), -1, np.int64)
+        ids = np.concatenate(found, axis=1)  # [Q,C] rowids, -1 = none
+        pos = np.searchsorted(snap.rowids[:cut], ids)  # [Q,C]
+        pos = np.minimum(pos, max(cut - 1, 0))
+        valid = (ids >= 0) & (cut > 0) & (snap.rowids[pos] == ids)  # deleted rows drop out here
+        if mask is not None:
+            valid &= mask[pos]
+        vecs = np.asarray(snap.vectors[pos], dtype=np.float32)  # [Q,C,D] stored vectors
+        scores = np.einsum("qcd,qd->qc", vecs, queries)  # [Q,C] exact cosine
+        scores = np.where(valid, scores, -np.inf).astype(np.float32)
+        pos = np.where(valid, pos, np.iinfo(np.int64).max)
+        order = np.lexsort((pos, -scores), axis=1)[:, :k]  # -score, then lower position
+        top_s, top_p = np.take_along_axis(scores, order, 1), np.take_along_axis(pos, order, 1)
+        top_p = np.where(np.isfinite(top_s), top_p, -1)
+        return top_s, top_p
+
+
+def _search_preassigned(faiss: Any, ivf: Any, queries: np.ndarray, k: int, coarse_i: np.ndarray,
+                        coarse_d: np.ndarray, params: Any) -> np.ndarray:
+    """``IndexIVF::search_preassigned`` with search parameters (the Python wrapper refuses ``params``)."""
+    n = queries.shape[0]
+    dist = np.empty((n, k), np.float32)
+    labels = np.empty((n, k), np.int64)
+    coarse_i = np.ascontiguousarray(coarse_i, dtype=np.int64)
+    coarse_d = np.ascontiguousarray(coarse_d, dtype=np.float32)
+    ivf.search_preassigned_c(n, faiss.swig_ptr(queries), k, faiss.swig_ptr(coarse_i), faiss.swig_ptr(coarse_d),
+                             faiss.swig_ptr(dist), faiss.swig_ptr(labels), False, params)
+    return labels
+
+
+def covered_rows(snap: MatrixSnapshot, max_rowid: int) -> int:
+    """How many leading snapshot rows the index covers (rowid <= max_rowid; rowids ascend)."""
+    return int(np.searchsorted(snap.rowids, max_rowid, side="right"))
+
+
+def search(engine: AnnEngine, queries: np.ndarray, k: int, snap: MatrixSnapshot, mask: Optional[np.ndarray],
+           plan: Plan) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Run an ``ann`` plan: indexed rows via IVF + re-rank, rows added since the build exactly, merged.
+
+    Returns:
+        per query (scores float32 [k'], snapshot positions int64 [k'], approximate bool [k']); a query that got
+        fewer than ``min(k, allowed)`` hits is answered by the exact scan instead (never under-returns).
+    """
+    a_s, a_p = engine.ann_topk(queries, k, snap, mask, plan.shards, plan.nprobe)  # [Q,k']
+    cut = covered_rows(snap, engine.manifest.max_rowid)
+    n = len(snap)
+    t_s = np.full((queries.shape[0], 0), -np.inf, np.float32)
+    t_p = np.full((queries.shape[0], 0), -1, np.int64)
+    if cut < n:  # rows added since the build: exact
+        tail_mask = None if mask is None else np.ascontiguousarray(mask[cut:])
+        if tail_mask is None or tail_mask.any():
+            t_s, t_p = topk_unit(queries, snap.vectors[cut:], k, tail_mask, _CHUNK)
+            t_p = t_p + cut
+    a_p_sort = np.where(a_p < 0, np.iinfo(np.int64).max, a_p)
+    scores, pos = merge_topk(a_s, a_p_sort, t_s, t_p, k)
+    out = []
+    for s, p in zip(scores, pos):
+        keep = np.isfinite(s)
+        out.append((s[keep], p[keep], p[keep] < cut))
+    return out
+
+
+def calibrate(engine: AnnEngine, snap: MatrixSnapshot, queries: np.ndarray, target: float,
+              progress: Callable[[str], None] = lambda _m: None,
+              levels: tuple[float, ...] = LEVELS) -> tuple[tuple[float, int], ...]:
+    """The smallest nprobe per allowed-fraction level whose mean recall@10 vs exact reaches ``target``.
+
+    Masks are random (uncorrelated with the vectors: the hard case for IVF). Levels at or below ``CROSSOVER`` are
+    skipped (the planner scans them exactly). A level whose recall misses the target even at ``nprobe = nlist``
+    gets 0 (exact).
+
+    Returns:
+        ``((fraction, nprobe), ...)``.
+    """
+    rng = np.random.default_rng(1)
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    n, nlist = len(snap), engine.manifest.nlist
+    shards = tuple(s.name for s in engine.manifest.shards)
+    table = []
+    for level in levels:
+        if level <= CROSSOVER:
+            continue
+        mask = None if level >= 1.0 else rng.random(n) < level  # [N]
+        _, truth = topk_unit(q, snap.vectors, _K_CAL, mask, _CHUNK)  # [Q,10]
+        chosen, best = 0, 0.0
+        nprobe = 1
+        while True:
+            t0 = time.perf_counter()
+            _, got = engine.ann_topk(q, _K_CAL, snap, mask, shards, nprobe)
+            recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / max(len(a), 1)
+                                    for a, b in zip(truth, got)]))
+            best = max(best, recall)
+            if recall >= target:
+                chosen = nprobe
+                break
+            if nprobe >= nlist:
+                break
+            nprobe = min(nprobe * 2, nlist)
+        progress(f"calibration: allowed {level:.0%}: nprobe {chosen or '- (exact)'} (recall@10 {best:.3f}, "
+                 f"{(time.perf_counter() - t0) * 1e3 / max(len(q), 1):.2f} ms/query)")
+        table.append((level, chosen))
+    return tuple(table)
