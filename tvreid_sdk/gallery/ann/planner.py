@@ -130,6 +130,7 @@ class AnnEngine:
             (scores float32 [Q,k'], snapshot positions int64 [Q,k']), -inf / -1 padding where fewer were found.
         """
         faiss = self.faiss
+        queries = np.ascontiguousarray(queries, dtype=np.float32)  # [Q,D]
         cut = covered_rows(snap, self.manifest.max_rowid)
         sel, _keep = self._selector(snap, mask, cut)
         fetch = k * self.manifest.rerank
@@ -209,33 +210,49 @@ def search(engine: AnnEngine, queries: np.ndarray, k: int, snap: MatrixSnapshot,
 
 def calibrate(engine: AnnEngine, snap: MatrixSnapshot, queries: np.ndarray, target: float,
               progress: Callable[[str], None] = lambda _m: None,
-              levels: tuple[float, ...] = LEVELS) -> tuple[tuple[float, int], ...]:
+              levels: tuple[float, ...] = LEVELS, max_shards: int = 4) -> tuple[tuple[float, int], ...]:
     """The smallest nprobe per allowed-fraction level whose mean recall@10 vs exact reaches ``target``.
 
-    Masks are random (uncorrelated with the vectors: the hard case for IVF). Levels at or below ``CROSSOVER`` are
-    skipped (the planner scans them exactly). A level whose recall misses the target even at ``nprobe = nlist``
-    gets 0 (exact).
+    Recall is measured per shard (truth = exact top-10 among the shard's allowed rows, search = that shard only),
+    the worst case: a time window that keeps one shard needs all 10 results from its lists. The queries are split
+    over the ``max_shards`` largest shards. Masks are random (uncorrelated with the vectors: the hard case for
+    IVF). Levels below ``CROSSOVER`` are skipped (the planner scans them exactly). A level whose recall misses the
+    target even at ``nprobe = nlist`` gets 0 (exact).
 
     Returns:
         ``((fraction, nprobe), ...)``.
     """
+    from .shards import shard_labels
+    from ..filters import time_spans
+
     rng = np.random.default_rng(1)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     n, nlist = len(snap), engine.manifest.nlist
-    shards = tuple(s.name for s in engine.manifest.shards)
+    cut = covered_rows(snap, engine.manifest.max_rowid)
+    start, end = time_spans(snap)
+    labels = shard_labels(start[:cut], end[:cut], engine.manifest.shard_by)  # [cut]
+    big = sorted(engine.manifest.shards, key=lambda s: -s.rows)[:max_shards]
+    groups = [(s.name, np.flatnonzero(labels == s.name), q[i::len(big)]) for i, s in enumerate(big)]
     table = []
     for level in levels:
-        if level <= CROSSOVER:
+        if level < CROSSOVER:  # the planner scans these exactly; CROSSOVER itself serves (CROSSOVER, next level)
             continue
         mask = None if level >= 1.0 else rng.random(n) < level  # [N]
-        _, truth = topk_unit(q, snap.vectors, _K_CAL, mask, _CHUNK)  # [Q,10]
-        chosen, best = 0, 0.0
-        nprobe = 1
+        truths = []
+        for name, rows, qs in groups:
+            shard_mask = np.zeros(n, bool)
+            shard_mask[rows] = True
+            if mask is not None:
+                shard_mask &= mask
+            truths.append(topk_unit(qs, snap.vectors, _K_CAL, shard_mask, _CHUNK)[1])  # [Qs,10]
+        chosen, best, nprobe = 0, 0.0, 1
         while True:
             t0 = time.perf_counter()
-            _, got = engine.ann_topk(q, _K_CAL, snap, mask, shards, nprobe)
-            recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / max(len(a), 1)
-                                    for a, b in zip(truth, got)]))
+            hits = 0
+            for (name, _rows, qs), truth in zip(groups, truths):
+                _, got = engine.ann_topk(qs, _K_CAL, snap, mask, (name,), nprobe)
+                hits += sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(truth, got))
+            recall = hits / max(sum(t.size for t in truths), 1)
             best = max(best, recall)
             if recall >= target:
                 chosen = nprobe
