@@ -47,10 +47,11 @@ class AnnBenchCfg:
     datasets: tuple[str, ...] = ("synthetic", "demo")
     queries: tuple[int, ...] = (1, 32)
     reps: int = 20
-    eval_queries: int = 200
+    eval_queries: int = 100
     k: int = 10
     shard_by: str = "day"
     dim: int = 512
+    crossover: bool = True
 
 
 def _snapshot(vectors: np.ndarray, cams: np.ndarray, times: np.ndarray, n_cams: int) -> MatrixSnapshot:
@@ -119,10 +120,10 @@ def camera_mask(snap: MatrixSnapshot, level: float) -> Optional[np.ndarray]:
     return snap.camera_codes < max(1, int(round(1000 * level)))
 
 
-def _times(fn: Callable[[], object], reps: int) -> tuple[float, float]:
+def _times(fn: Callable[[], object], reps: int, budget_s: float = 15.0) -> tuple[float, float]:
     fn()  # warm-up
     samples = []
-    budget = time.perf_counter() + 20.0
+    budget = time.perf_counter() + budget_s
     for i in range(reps):
         t0 = time.perf_counter()
         fn()
@@ -181,6 +182,7 @@ def run_ann_bench(cfg: AnnBenchCfg, progress: Callable[[str], None] = print) -> 
             progress(f"{dataset}: building a {rows}-row gallery")
             snap, q_eval, q_cal = synthetic_set(rows, cfg.dim, progress) if dataset == "synthetic" \
                 else demo_set(rows, progress)
+            q_eval = q_eval[:cfg.eval_queries]
             matcher = NumpyMatcher(snap.vectors)
             truths = {lv: matcher.topk(q_eval, cfg.k, camera_mask(snap, lv))[1] for lv in FILTER_LEVELS}
             exact = {(lv, nq): _times(lambda: matcher.topk(q_eval[:nq], cfg.k, camera_mask(snap, lv)), cfg.reps)
@@ -198,9 +200,7 @@ def run_ann_bench(cfg: AnnBenchCfg, progress: Callable[[str], None] = print) -> 
                 cell = {"dataset": dataset, "rows": rows, "dim": int(snap.vectors.shape[1]), "kind": kind,
                         "nlist": manifest.nlist, "shards": len(manifest.shards), "build_s": round(build_s, 1),
                         "bytes_per_vector": round(manifest.nbytes / rows, 1),
-                        "calibration": [list(c) for c in manifest.calibration], "levels": [],
-                        "crossover": crossover(engine, matcher, snap, q_eval[:50], cfg.k,
-                                               manifest.recall_target + 0.02)}
+                        "calibration": [list(c) for c in manifest.calibration], "levels": []}
                 for lv in FILTER_LEVELS:
                     mask = camera_mask(snap, lv)
                     plan, got = planned(engine, matcher, snap, q_eval, cfg.k, mask)
@@ -214,7 +214,12 @@ def run_ann_bench(cfg: AnnBenchCfg, progress: Callable[[str], None] = print) -> 
                                          "speedup_p50": round(e50 / p50, 1)}
                     cell["levels"].append(row)
                     progress(f"    {kind} allowed {lv:.1%}: {row}")
+                progress(f"    {kind}: build {cell['build_s']} s, {cell['bytes_per_vector']} B/vector")
                 report["cells"].append(cell)
+                if cfg.crossover:
+                    cell["crossover"] = crossover(engine, matcher, snap, q_eval[:30], cfg.k,
+                                                  manifest.recall_target + 0.02)
+                    progress(f"    {kind} crossover: {cell['crossover']}")
                 del engine
                 gc.collect()
             del snap, matcher
@@ -238,7 +243,27 @@ def to_markdown(report: dict) -> str:
     lines += ["", "Crossover (random row mask, Q=1): exact masked ms vs cheapest IVF nprobe at recall >= target",
               "", "| data | rows | kind | allowed | exact ms | IVF nprobe | IVF recall | IVF ms |", "|---|---|---|---|---|---|---|---|"]
     for c in report["cells"]:
-        for r in c["crossover"]:
+        for r in c.get("crossover", []):
             lines.append(f"| {c['dataset']} | {c['rows']:,} | {c['kind']} | {r['fraction']:.0%} | {r['exact_ms']} | "
                          f"{r['ivf_nprobe']} | {r['ivf_recall']} | {r['ivf_ms']} |")
     return "\n".join(lines) + "\n"
+
+
+def run_ann_cli(sizes: tuple[int, ...], json_path: Optional[str], md_path: Optional[str], quick: bool,
+                quiet: bool) -> None:
+    """``tvreid bench --ann``: run, print the markdown, write the JSON/markdown files asked for."""
+    import json
+
+    from .report import write_atomic
+
+    cfg = AnnBenchCfg(sizes=sizes, reps=3 if quick else 20, eval_queries=50 if quick else 100,
+                      datasets=("synthetic",) if quick else ("synthetic", "demo"), crossover=not quick,
+                      kinds=("ivf-sq8",) if quick else AnnBenchCfg.kinds, dim=64 if quick else 512)
+    report = run_ann_bench(cfg, (lambda _m: None) if quiet else (lambda m: print(m, flush=True)))
+    markdown = to_markdown(report)
+    if json_path:
+        write_atomic(json_path, json.dumps(report, indent=1))
+    if md_path:
+        write_atomic(md_path, markdown)
+    if not quiet:
+        print(markdown)

@@ -27,7 +27,7 @@ def test_recall_per_filter_level_sq8(built_sq8, low_floor, level):
         assert [[h.key for h in hits] for hits in got] == [[h.key for h in hits] for hits in exact]
 
 
-@pytest.mark.parametrize("kind", ["ivf-flat", "ivf-pq"])
+@pytest.mark.parametrize("kind", ["ivf-flat", pytest.param("ivf-pq", marks=pytest.mark.slow)])  # PQ training: minutes
 def test_recall_other_kinds(tmp_path, low_floor, kind):
     path = make_gallery(tmp_path / "g", kind)
     q = space().text_queries(100)
