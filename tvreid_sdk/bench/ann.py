@@ -13,6 +13,7 @@ The galleries are built in memory (the matrix the Gallery would load from SQLite
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import tempfile
 import time
@@ -175,7 +176,8 @@ def crossover(engine: AnnEngine, matcher: NumpyMatcher, snap: MatrixSnapshot, q:
 def run_ann_bench(cfg: AnnBenchCfg, progress: Callable[[str], None] = print) -> dict:
     """Run every (dataset, size, kind) cell; returns the JSON report."""
     faiss = load_faiss("tvreid bench --ann")
-    report = {"device": {"cpu": platform.processor() or platform.machine(), "threads": faiss.omp_get_max_threads()},
+    report = {"device": {"cpu": _cpu_name(), "threads": faiss.omp_get_max_threads(),
+                         "load_avg_1m_start": round(os.getloadavg()[0], 2)},
               "faiss": faiss.__version__, "cells": []}
     for dataset in cfg.datasets:
         for rows in cfg.sizes:
@@ -224,11 +226,24 @@ def run_ann_bench(cfg: AnnBenchCfg, progress: Callable[[str], None] = print) -> 
                 gc.collect()
             del snap, matcher
             gc.collect()
+    report["device"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     return report
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def to_markdown(report: dict) -> str:
-    lines = [f"FAISS {report['faiss']}, {report['device']['threads']} threads, CPU {report['device']['cpu']}", ""]
+    dev = report["device"]
+    lines = [f"FAISS {report['faiss']}, {dev['threads']} threads, CPU {dev['cpu']}, 1-min load average "
+             f"{dev.get('load_avg_1m_start')} at start, {dev.get('load_avg_1m_end')} at end", ""]
     lines.append("| data | rows | kind | build s | B/vec | allowed | plan | recall@10 | exact p50/p99 Q1 ms | "
                  "planned p50/p99 Q1 ms | speed-up Q1 | exact p50 Q32 ms | planned p50 Q32 ms |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
