@@ -12,9 +12,23 @@ keeps recall@10 at the target grows as *f* shrinks (fewer allowed rows per probe
   the rows added since the build. A fraction below every calibrated level, or a level whose best recall missed the
   target, goes exact.
 
-Measured crossover (2-core Xeon, AVX-512, faiss-cpu 1.15.1, 200k x 512 structured synthetic rows, ivf-sq8,
-nlist 512, Q=1, uncorrelated camera mask, numpy exact matcher): see ``CROSSOVER`` and ``EXACT_ROWS`` below; the
-figures are in BENCHMARKS.md ("ANN planner crossover").
+Measured crossover (2-core Xeon, AVX-512, faiss-cpu 1.15.1, 200k x 512 structured synthetic rows, ivf-sq8, nlist
+512, 10 day shards, Q=1, random row mask, numpy exact matcher, box loaded to ~7; BENCHMARKS.md "ANN sidecar"):
+
+=========  ==================  ===============================================
+allowed    exact masked scan   cheapest IVF at recall@10 >= 0.97
+=========  ==================  ===============================================
+50 %       264 ms              nprobe 32,  3.8 ms
+25 %       180 ms              nprobe 128, 20.6 ms
+10 %       14.4 ms             nprobe 256, 21.0 ms
+5 %        24.7 ms             nprobe 256, 13.1 ms
+2 %        10.3 ms             nprobe 256, 9.8 ms
+1 %        1.6 ms              nprobe 512, 13.8 ms
+=========  ==================  ===============================================
+
+Below ~10 % allowed the exact scan is as fast or faster and exact by construction, and IVF needs nprobe >= nlist / 2
+to keep recall; above it IVF wins by 10-70x. Hence ``CROSSOVER = 0.10``, and ``EXACT_ROWS = 20000`` (an exact scan of
+20k rows takes ~1-2 ms on one idle core: never worth an approximation).
 """
 from __future__ import annotations
 
