@@ -13,9 +13,9 @@ when an index is built or used; without it the gallery searches exactly.
 """
 from .build import INDEX_KINDS, BuildCfg
 from .faisslib import AnnUnavailableError, faiss_available
-from .planner import CROSSOVER, EXACT_ROWS, Plan
+from .planner import EXACT_ROWS, LEVELS, Plan
 from .shards import SHARD_BY
 from .sidecar import AnnIndexError, AnnManifest
 
 __all__ = ["INDEX_KINDS", "SHARD_BY", "BuildCfg", "AnnManifest", "AnnIndexError", "AnnUnavailableError", "Plan",
-           "CROSSOVER", "EXACT_ROWS", "faiss_available"]
+           "LEVELS", "EXACT_ROWS", "faiss_available"]

@@ -56,6 +56,8 @@ class BuildCfg:
         train_rows: k-means sample (0: 39 per list, at least 10k, at most 200k).
         calibration_queries: synthetic calibration queries when none are given.
         seed: sampling seed.
+        measure_crossover: time the exact scan against IVF per level and keep the exact scan where it is faster
+            (False: recall only; for tests that need the IVF path whatever the timing).
     """
 
     kind: str = "ivf-sq8"
@@ -66,6 +68,7 @@ class BuildCfg:
     train_rows: int = 0
     calibration_queries: int = 64
     seed: int = 0
+    measure_crossover: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
@@ -173,7 +176,8 @@ def build_index(gallery_dir: Path, snap: MatrixSnapshot, meta: GalleryMeta, gene
         engine = AnnEngine(manifest, indexes, faiss)
         if calibration_queries is None:
             calibration_queries = synthetic_queries(snap, cfg.calibration_queries, rng)
-        table = calibrate(engine, snap, calibration_queries, cfg.recall_target + cfg.margin, progress)
+        table = calibrate(engine, snap, calibration_queries, cfg.recall_target + cfg.margin, progress,
+                          measure_crossover=cfg.measure_crossover)
         manifest = dataclasses.replace(manifest, calibration=table, build_s=round(time.perf_counter() - t0, 3))
         manifest = sidecar.commit(gallery_dir, tmp, manifest)
     except BaseException:

@@ -1,34 +1,36 @@
 """The filter-aware query planner: per query batch, exact masked scan or IVF + bitmap selector + exact re-rank.
 
 Let *f* be the fraction of the indexed rows (of the shards the time window keeps) that the camera/time/exclude mask
-allows. The cost of the exact masked scan grows with the allowed rows (``f * N``); the cost of a filtered IVF
-search grows with the rows in the probed lists (``nprobe / nlist * N``, allowed or not), and the ``nprobe`` that
-keeps recall@10 at the target grows as *f* shrinks (fewer allowed rows per probed list). So:
+allows. The exact masked scan costs ~``f * N`` row reads; a filtered IVF search costs ~``nprobe / nlist * N`` code
+reads plus a fixed part, and the ``nprobe`` that keeps recall@10 at the target grows as *f* shrinks (fewer allowed
+rows per probed list). So:
 
-- ``f * N <= EXACT_ROWS`` or ``f <= CROSSOVER`` → **exact** masked scan (recall 1.0 by construction);
-- otherwise → **IVF** with ``IDSelectorBitmap`` (allowed rowids), ``nprobe`` from the build's calibration table
-  (the smallest ``nprobe`` that reached the recall target at the largest calibrated fraction <= *f*), fetching
-  ``k * rerank`` candidates per shard, re-scored exactly from the stored vectors and merged with an exact scan of
-  the rows added since the build. A fraction below every calibrated level, or a level whose best recall missed the
-  target, goes exact.
+- ``f * N <= EXACT_ROWS`` → **exact** masked scan (recall 1.0 by construction);
+- else the build's calibration table (one entry per level of ``LEVELS``; the planner uses the largest level <= *f*)
+  gives ``nprobe``: the smallest that reached the recall target (+ margin) at that level, measured per shard. An
+  entry is 0 (**exact**) where no nprobe reached it, or where **the exact scan measured faster** than IVF at that
+  nprobe (Q=1, at build, on the machine that built it): that is the crossover, measured per index, not guessed;
+  below the last level the planner scans exactly;
+- otherwise → **IVF** with ``IDSelectorBitmap`` (allowed rowids), fetching ``k * rerank`` candidates per shard,
+  re-scored exactly from the stored vectors and merged with an exact scan of the rows added since the build.
 
-Measured crossover (2-core Xeon, AVX-512, faiss-cpu 1.15.1, 200k x 512 structured synthetic rows, ivf-sq8, nlist
-512, 10 day shards, Q=1, random row mask, numpy exact matcher, box loaded to ~7; BENCHMARKS.md "ANN sidecar"):
+Measured crossover (2-core Xeon, AVX-512, faiss-cpu 1.15.1, synthetic 512-d rows, ivf-sq8, 10 day shards, Q=1,
+random row mask, numpy exact matcher, box loaded to 7-10 by other jobs; BENCHMARKS.md "ANN sidecar"):
 
-=========  ==================  ===============================================
-allowed    exact masked scan   cheapest IVF at recall@10 >= 0.97
-=========  ==================  ===============================================
-50 %       264 ms              nprobe 32,  3.8 ms
-25 %       180 ms              nprobe 128, 20.6 ms
-10 %       14.4 ms             nprobe 256, 21.0 ms
-5 %        24.7 ms             nprobe 256, 13.1 ms
-2 %        10.3 ms             nprobe 256, 9.8 ms
-1 %        1.6 ms              nprobe 512, 13.8 ms
-=========  ==================  ===============================================
+=======  ====================================  =====================================
+allowed  200k rows (nlist 512): exact / IVF    5M rows (nlist 2048): exact / IVF
+=======  ====================================  =====================================
+50 %     264 ms / 3.8 ms (nprobe 32)           3,993 ms / 31.0 ms (nprobe 2)
+25 %     180 ms / 20.6 ms (nprobe 128)         3,868 ms / 35.8 ms (nprobe 2)
+10 %     14.4 ms / 21.0 ms (nprobe 256)        391 ms / 22.5 ms (nprobe 4)
+5 %      24.7 ms / 13.1 ms (nprobe 256)        195 ms / 16.6 ms (nprobe 8)
+2 %      10.3 ms / 9.8 ms (nprobe 256)         94.8 ms / 8.7 ms (nprobe 8)
+1 %      1.6 ms / 13.8 ms (nprobe 512)         68.7 ms / 15.3 ms (nprobe 128)
+=======  ====================================  =====================================
 
-Below ~10 % allowed the exact scan is as fast or faster and exact by construction, and IVF needs nprobe >= nlist / 2
-to keep recall; above it IVF wins by 10-70x. Hence ``CROSSOVER = 0.10``, and ``EXACT_ROWS = 20000`` (an exact scan of
-20k rows takes ~1-2 ms on one idle core: never worth an approximation).
+The crossover moves with N (about 5-10 % allowed at 200k rows, below 1 % at 5M), which is why it is measured per
+index at build time rather than fixed. ``EXACT_ROWS = 20000``: an exact scan of 20k rows takes ~1-2 ms on one idle
+core, never worth an approximation.
 """
 from __future__ import annotations
 
@@ -43,12 +45,11 @@ from ..matchers.numpy import topk_unit
 from ..matrix import MatrixSnapshot
 from .sidecar import AnnManifest
 
-#: allowed fraction at or below which the exact masked scan wins (measured, see the module docstring)
-CROSSOVER = 0.10
 #: allowed rows up to which the exact scan is always used (it takes < ~2 ms on one CPU core)
 EXACT_ROWS = 20000
-#: calibrated allowed fractions (the planner uses the largest level <= f)
+#: calibrated allowed fractions (the planner uses the largest level <= f; below the last one it scans exactly)
 LEVELS = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02, 0.01)
+_TIME_QUERIES = 7  # single queries timed per level to measure the crossover
 _K_CAL = 10
 _CHUNK = 8192
 
@@ -108,13 +109,11 @@ class AnnEngine:
         fraction = allowed_indexed / indexed if indexed else 0.0
         if allowed <= EXACT_ROWS:
             return Plan("exact", allowed, total, fraction, 0, (), f"{allowed} allowed rows <= {EXACT_ROWS}")
-        if fraction <= CROSSOVER:
-            return Plan("exact", allowed, total, fraction, 0, (),
-                        f"allowed fraction {fraction:.4f} <= crossover {CROSSOVER}")
         nprobe = self.nprobe_for(fraction)
         if nprobe == 0:
             return Plan("exact", allowed, total, fraction, 0, (),
-                        f"no calibrated nprobe reaches the recall target at fraction {fraction:.4f}")
+                        f"allowed fraction {fraction:.4f} is at or below the crossover measured at build (the exact "
+                        "scan is faster there, or no nprobe reaches the recall target)")
         return Plan("ann", allowed, total, fraction, nprobe, kept,
                     f"allowed fraction {fraction:.4f}: IVF nprobe {nprobe} over {len(kept)} shard(s)")
 
@@ -224,14 +223,15 @@ def search(engine: AnnEngine, queries: np.ndarray, k: int, snap: MatrixSnapshot,
 
 def calibrate(engine: AnnEngine, snap: MatrixSnapshot, queries: np.ndarray, target: float,
               progress: Callable[[str], None] = lambda _m: None,
-              levels: tuple[float, ...] = LEVELS, max_shards: int = 4) -> tuple[tuple[float, int], ...]:
+              levels: tuple[float, ...] = LEVELS, max_shards: int = 4,
+              measure_crossover: bool = True) -> tuple[tuple[float, int], ...]:
     """The smallest nprobe per allowed-fraction level whose mean recall@10 vs exact reaches ``target``.
 
     Recall is measured per shard (truth = exact top-10 among the shard's allowed rows, search = that shard only),
     the worst case: a time window that keeps one shard needs all 10 results from its lists. The queries are split
     over the ``max_shards`` largest shards. Masks are random (uncorrelated with the vectors: the hard case for
-    IVF). Levels below ``CROSSOVER`` are skipped (the planner scans them exactly). A level whose recall misses the
-    target even at ``nprobe = nlist`` gets 0 (exact).
+    IVF). A level gets 0 (exact) when its recall misses the target even at ``nprobe = nlist``, or when the exact
+    masked scan measures faster than IVF at the chosen nprobe (Q=1); every lower level then gets 0 too.
 
     Returns:
         ``((fraction, nprobe), ...)``.
@@ -247,9 +247,11 @@ def calibrate(engine: AnnEngine, snap: MatrixSnapshot, queries: np.ndarray, targ
     labels = shard_labels(start[:cut], end[:cut], engine.manifest.shard_by)  # [cut]
     big = sorted(engine.manifest.shards, key=lambda s: -s.rows)[:max_shards]
     groups = [(s.name, np.flatnonzero(labels == s.name), q[i::len(big)]) for i, s in enumerate(big)]
-    table = []
+    all_shards = tuple(s.name for s in engine.manifest.shards)
+    table: list[tuple[float, int]] = []
     for level in levels:
-        if level < CROSSOVER:  # the planner scans these exactly; CROSSOVER itself serves (CROSSOVER, next level)
+        if table and table[-1][1] == 0:  # exact already won at a larger fraction: it wins below it too
+            table.append((level, 0))
             continue
         mask = None if level >= 1.0 else rng.random(n) < level  # [N]
         truths = []
@@ -274,7 +276,24 @@ def calibrate(engine: AnnEngine, snap: MatrixSnapshot, queries: np.ndarray, targ
             if nprobe >= nlist:
                 break
             nprobe = min(nprobe * 2, nlist)
-        progress(f"calibration: allowed {level:.0%}: nprobe {chosen or '- (exact)'} (recall@10 {best:.3f}, "
-                 f"{(time.perf_counter() - t0) * 1e3 / max(len(q), 1):.2f} ms/query)")
+        exact_ms = ivf_ms = float("nan")
+        if chosen and measure_crossover:  # the crossover, measured: Q=1 exact masked scan vs Q=1 IVF at this nprobe, whole gallery
+            probe = q[:_TIME_QUERIES]
+            exact_ms = _median_ms(lambda x: topk_unit(x, snap.vectors, _K_CAL, mask, _CHUNK), probe)
+            ivf_ms = _median_ms(lambda x: engine.ann_topk(x, _K_CAL, snap, mask, all_shards, chosen), probe)
+            if exact_ms <= ivf_ms:
+                chosen = 0
+        progress(f"calibration: allowed {level:.1%}: nprobe {chosen or '- (exact)'} (recall@10 {best:.3f}; Q=1 exact "
+                 f"{exact_ms:.2f} ms vs IVF {ivf_ms:.2f} ms)")
         table.append((level, chosen))
     return tuple(table)
+
+
+def _median_ms(fn: Callable[[np.ndarray], object], queries: np.ndarray) -> float:
+    fn(queries[:1])  # warm-up
+    times = []
+    for i in range(queries.shape[0]):
+        t0 = time.perf_counter()
+        fn(queries[i:i + 1])
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))

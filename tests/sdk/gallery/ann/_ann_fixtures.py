@@ -25,7 +25,9 @@ def records(cams, times, offset=0):
             for j, (c, t) in enumerate(zip(cams.tolist(), times.tolist()))]
 
 
-def make_gallery(path: Path, kind: str = "ivf-sq8", build: bool = True) -> Path:
+def make_gallery(path: Path, kind: str = "ivf-sq8", build: bool = True, measure_crossover: bool = False) -> Path:
+    """The gallery at ``path``, indexed unless ``build`` is False. The crossover is not timed by default (the tests
+    need the IVF path whatever the load of the machine); ``measure_crossover=True`` builds as production does."""
     sp = space()
     with Gallery.create(path, MODEL, DIM) as g:
         n0 = 0
@@ -33,7 +35,8 @@ def make_gallery(path: Path, kind: str = "ivf-sq8", build: bool = True) -> Path:
             g.add(records(cams, times, n0), vec)
             n0 += vec.shape[0]
         if build:
-            g.build_index(BuildCfg(kind=kind, seed=0), calibration_queries=sp.text_queries(64, seed=3))
+            g.build_index(BuildCfg(kind=kind, seed=0, measure_crossover=measure_crossover),
+                          calibration_queries=sp.text_queries(64, seed=3))
     return path
 
 

@@ -27,8 +27,8 @@ def test_decisions(built_sq8, low_floor, monkeypatch):
         assert g.last_plan.nprobe >= 1 and len(g.last_plan.shards) == 3
         g.search(q, 10, exact=True)
         assert g.last_plan is None  # --exact: the planner is not even asked
-        g.search(q, 10, cameras=[f"c{i:03d}" for i in range(5)])  # 5 % allowed <= CROSSOVER
-        assert g.last_plan.mode == "exact" and "crossover" in g.last_plan.reason
+        g.search(q, 10, cameras=["c000", "c001"])  # 2 %: IVF, as calibrated without timing
+        assert g.last_plan.mode == "ann"
         monkeypatch.setattr(planner, "EXACT_ROWS", 20000)  # the production floor: 12k rows are few
         g.search(q, 10)
         assert g.last_plan.mode == "exact" and "allowed rows" in g.last_plan.reason
@@ -38,11 +38,25 @@ def test_nprobe_grows_as_the_filter_tightens(built_sq8):
     with Gallery.open(built_sq8, readonly=True) as g:
         g.search(space().text_queries(1), 1)  # loads the index
         engine = g._ann.engine
-    table = dict(engine.manifest.calibration)
-    assert set(table) == {lv for lv in planner.LEVELS if lv >= planner.CROSSOVER}
-    probes = [engine.nprobe_for(f) for f in (1.0, 0.6, 0.3, 0.11)]
-    assert probes == sorted(probes) and probes[0] >= 1
-    assert engine.nprobe_for(0.05) == 0  # below every calibrated level: exact
+    table = engine.manifest.calibration
+    assert [lv for lv, _ in table] == list(planner.LEVELS)
+    probes = [p for _, p in table]
+    assert all(probes) and probes == sorted(probes)  # more lists as the filter tightens
+    assert engine.nprobe_for(0.6) == probes[1] and engine.nprobe_for(0.001) == 0  # below every level: exact
+
+
+def test_measured_crossover_keeps_the_exact_scan_where_it_is_faster(tmp_path, low_floor):
+    from _ann_fixtures import make_gallery
+
+    path = make_gallery(tmp_path / "g", measure_crossover=True)  # as `tvreid gallery build-index` builds
+    with Gallery.open(path, readonly=True) as g:
+        g.search(space().text_queries(1), 1)
+        probes = [p for _, p in g._ann.engine.manifest.calibration]
+        ivf = [p for p in probes if p]
+        assert probes[len(ivf):] == [0] * (len(probes) - len(ivf))  # once the exact scan wins, it wins below too
+        assert probes[-1] == 0  # 1 % of 12k rows = 120: scanning them beats any IVF search
+        g.search(space().text_queries(3), 10, cameras=["c000"])
+        assert g.last_plan.mode == "exact" and "crossover" in g.last_plan.reason
 
 
 def test_time_window_skips_shards(built_sq8, low_floor):

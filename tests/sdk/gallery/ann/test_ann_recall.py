@@ -20,11 +20,24 @@ def test_recall_per_filter_level_sq8(built_sq8, low_floor, level):
         plan = g.last_plan
     assert recall(exact, got) >= 0.95, (level, plan)
     assert all(len(a) == len(b) for a, b in zip(exact, got))
-    if level in ("all", "50%"):
-        assert plan.mode == "ann" and all(h.approximate for hits in got for h in hits)
-    else:  # at or below the crossover: exact, recall 1 by construction
-        assert plan.mode == "exact" and not any(h.approximate for hits in got for h in hits)
-        assert [[h.key for h in hits] for hits in got] == [[h.key for h in hits] for hits in exact]
+    from tvreid_sdk.gallery.ann.planner import LEVELS as CALIBRATED
+
+    ivf = plan.fraction >= CALIBRATED[-1]  # no timing at build: IVF at every calibrated level, exact below
+    assert plan.mode == ("ann" if ivf else "exact")
+    assert all(h.approximate == ivf for hits in got for h in hits)
+
+
+@pytest.mark.parametrize("level", ["10%", "1%"])
+def test_exact_plans_are_exact(built_sq8, monkeypatch, level):
+    from tvreid_sdk.gallery.ann import planner
+
+    monkeypatch.setattr(planner, "EXACT_ROWS", 2000)  # 10 % and 1 % of 12k rows: exact
+    q = space().text_queries(50)
+    with Gallery.open(built_sq8, readonly=True) as g:
+        exact = g.search(q, 10, cameras=_cams(LEVELS[level]), exact=True)
+        got = g.search(q, 10, cameras=_cams(LEVELS[level]))
+        assert g.last_plan.mode == "exact" and not any(h.approximate for hits in got for h in hits)
+    assert [[h.key for h in hits] for hits in got] == [[h.key for h in hits] for hits in exact]
 
 
 @pytest.mark.parametrize("kind", ["ivf-flat", pytest.param("ivf-pq", marks=pytest.mark.slow)])  # PQ training: minutes
