@@ -26,7 +26,7 @@ import numpy as np
 from ..gallery.ann import sidecar
 from ..gallery.ann.build import BuildCfg, build_index
 from ..gallery.ann.faisslib import load_faiss
-from ..gallery.ann.planner import AnnEngine, covered_rows, search
+from ..gallery.ann.planner import AnnEngine, search
 from ..gallery.matchers.numpy import NumpyMatcher
 from ..gallery.matrix import MatrixSnapshot
 from ..gallery.store import GalleryMeta
@@ -222,9 +222,9 @@ def run_ann_bench(cfg: AnnBenchCfg, progress: Callable[[str], None] = print) -> 
                     cell["crossover"] = crossover(engine, matcher, snap, q_eval[:30], cfg.k,
                                                   manifest.recall_target + 0.02)
                     progress(f"    {kind} crossover: {cell['crossover']}")
-                del engine
+                engine = None  # free the index before the next kind
                 gc.collect()
-            del snap, matcher
+            snap = matcher = None  # free the 10 GB matrix before the next size
             gc.collect()
     report["device"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     return report

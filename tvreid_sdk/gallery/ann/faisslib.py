@@ -18,7 +18,7 @@ class AnnUnavailableError(GalleryError):
 def faiss_available() -> bool:
     """True when ``import faiss`` works (faiss-cpu, or a GPU build)."""
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401  (import check)
     except ImportError:
         return False
     return True

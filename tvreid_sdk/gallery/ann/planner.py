@@ -263,7 +263,6 @@ def calibrate(engine: AnnEngine, snap: MatrixSnapshot, queries: np.ndarray, targ
             truths.append(topk_unit(qs, snap.vectors, _K_CAL, shard_mask, _CHUNK)[1])  # [Qs,10]
         chosen, best, nprobe = 0, 0.0, 1
         while True:
-            t0 = time.perf_counter()
             hits = 0
             for (name, _rows, qs), truth in zip(groups, truths):
                 _, got = engine.ann_topk(qs, _K_CAL, snap, mask, (name,), nprobe)

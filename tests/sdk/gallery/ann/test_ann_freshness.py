@@ -1,7 +1,7 @@
 """The index never hides new tracklets, and removed tracklets leave every search path."""
 import numpy as np
 
-from _ann_fixtures import CFG, DIM, records, space
+from _ann_fixtures import CFG, records, space
 from tvreid_sdk.gallery import Gallery
 
 

@@ -1,5 +1,4 @@
 """Planner decisions: exact when few rows are allowed or asked for, IVF otherwise; time windows skip shards."""
-import numpy as np
 import pytest
 
 from _ann_fixtures import CFG, space
