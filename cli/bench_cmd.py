@@ -137,12 +137,20 @@ def _train_row(rows, skipped, notes, overrides, arch, batch, steps, warmup, devi
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the markdown report here.")
 @click.option("--quick", is_flag=True, help="Small sizes and few repetitions (CI smoke run).")
 @click.option("--quiet", is_flag=True, help="No progress and no table on stdout.")
+@click.option("--ann", "ann_sizes", default=None, is_flag=False, flag_value="1e6,5e6", metavar="[SIZES]",
+              help="Only the ANN benchmark (exact vs FAISS sidecar + planner) on galleries of SIZES synthetic "
+                   "tracklets [1e6,5e6]; see tvreid_sdk.bench.ann.")
 @click.pass_context
 def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes, queries, k, text_batches,
           video_batches, tasks, e2e_gallery_size, reps, warmup, budget_s, device, threads, train, train_only,
-          train_batch, train_steps, train_arch, train_set, peak_tflops, json_path, md_path, quick, quiet) -> None:
+          train_batch, train_steps, train_arch, train_set, peak_tflops, json_path, md_path, quick, quiet,
+          ann_sizes) -> None:
     """Measure tokenizer, encoders, matching and end-to-end query latency per backend, with PyTorch eager and
     FAISS baselines, and write a JSON + markdown report (the same JSON schema as cpp_bench)."""
+    if ann_sizes is not None:
+        from tvreid_sdk.bench.ann import run_ann_cli
+
+        return run_ann_cli(parse_counts(ann_sizes, "--ann"), json_path, md_path, quick, quiet)
     from tvreid_sdk.bench import SdkBenchCfg, TimingCfg, build_report, run_sdk_bench, to_markdown, write_atomic
     from tvreid_sdk.bench.device import collect_versions, describe_device, resolve_device
     from tvreid_sdk.bench.report import write_json

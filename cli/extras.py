@@ -27,6 +27,7 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "tensorrt": ("tensorrt", "trt"),
     "tensorrt_rtx": ("tensorrt-rtx-cu13-bindings", "rtx"),
     "cuda": ("cuda-python", "gpu"),
+    "faiss": ("faiss-cpu", "scale"),
 }
 
 #: extra -> the modules a command of that extra needs at once (checked before any work starts)
@@ -35,6 +36,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "video": ("av",),
     "watch": ("av", "supervision"),
     "trt": ("tensorrt",),
+    "scale": ("faiss",),
 }
 
 #: commands that need an extra whatever their options (option-level needs are checked inside the commands)

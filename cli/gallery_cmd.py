@@ -1,4 +1,4 @@
-"""``tvreid gallery info|verify|remove``: inspect and maintain a gallery directory."""
+"""``tvreid gallery info|verify|remove|build-index|drop-index``: inspect and maintain a gallery directory."""
 from __future__ import annotations
 
 import json
@@ -32,6 +32,17 @@ def _summary(gallery) -> dict:
             "end": iso_utc(float(end[timed].max())) if timed.any() else None}
 
 
+def _index_line(index: dict) -> str:
+    if index["state"] == "none":
+        return "none (exact search; build one with `tvreid gallery build-index`)"
+    if "kind" not in index:
+        return f"unusable: {index['problem']}"
+    line = (f"{index['kind']}, {index['shards']} shard(s) by {index['shard_by']}, {index['rows']} rows, "
+            f"{index['bytes'] / 1e6:.1f} MB ({index['bytes_per_vector']} B/vector), nprobe by allowed fraction "
+            f"{index['calibration']}; {index['rows_since_build']} row(s) added since the build are searched exactly")
+    return line if index["state"] == "ready" else f"unusable ({index['problem']}); was: {line}"
+
+
 @click.group()
 def gallery() -> None:
     """Inspect and maintain a gallery directory (see `tvreid gallery COMMAND --help`)."""
@@ -54,6 +65,7 @@ def info(path: str, as_json: bool) -> None:
 
     with Gallery.open(path, readonly=True) as g:
         summary = _summary(g)
+        summary["index"] = g.index_info()
         directory = g.path
     summary["bytes_on_disk"] = _disk_bytes(directory)  # after close: SQLite removes its -wal/-shm when it can
     if as_json:
@@ -64,7 +76,8 @@ def info(path: str, as_json: bool) -> None:
     rows += [(f"  {name}", n) for name, n in summary["cameras"].items()]
     span = f"{summary['start']} .. {summary['end']}" if summary["start"] else "- (no times recorded)"
     size = summary["bytes_on_disk"]
-    rows += [("time span", span), ("on disk", f"{size / 1e6:.1f} MB ({size} bytes)")]
+    rows += [("time span", span), ("on disk", f"{size / 1e6:.1f} MB ({size} bytes)"),
+             ("index", _index_line(summary["index"]))]
     for label, value in rows:
         click.echo(f"{label:<10} {value}")
 
@@ -137,6 +150,54 @@ def remove(path: str, keys: tuple[str, ...], cameras: tuple[str, ...], before: s
             return
         removed = g.delete(selected)  # one transaction; raises (removing nothing) if a key vanished meanwhile
         click.echo(f"removed {removed} tracklet(s) from {g.path}{window}; {len(g)} left")
+        dropped = g.prune_index()  # index shards left without any tracklet (a --before cut) go whole
+        if dropped:
+            click.echo(f"dropped {len(dropped)} index shard(s): {', '.join(dropped)}")
+
+
+@gallery.command("build-index")
+@click.argument("path", metavar="G", type=click.Path())
+@click.option("--kind", type=click.Choice(["ivf-flat", "ivf-sq8", "ivf-pq"]), default="ivf-sq8", show_default=True,
+              help="ivf-sq8: ~D+8 B/vector; ivf-pq: <= 72 B/vector (100M+ rows); ivf-flat: 4D+8 B/vector.")
+@click.option("--shard-by", type=click.Choice(["day", "none"]), default="day", show_default=True,
+              help="One index per UTC day (time filters skip days, retention drops them) or one index.")
+@click.option("--recall", "recall_target", default=0.95, show_default=True, type=click.FloatRange(0.5, 1.0),
+              help="recall@10 vs exact the calibrated nprobe must reach at every filter level it serves.")
+@click.option("--nlist", default=0, type=click.IntRange(0), help="IVF lists (0: about sqrt(rows)).")
+def build_index_cmd(path: str, kind: str, shard_by: str, recall_target: float, nlist: int) -> None:
+    """Build (or rebuild) the FAISS index of gallery G: a rebuildable sidecar beside gallery.sqlite.
+
+    Searches then use it when the filters leave many rows (exact scan otherwise), re-score its candidates exactly
+    and scan the rows added after the build exactly. The previous index stays in use until the new one is
+    complete; a killed build leaves the previous index (or none). Needs faiss: pip install "tvreid[scale]".
+
+    \f
+    Args:
+        path: the gallery directory.
+        kind, shard_by, recall_target, nlist: see the options.
+    """
+    from tvreid_sdk import Gallery
+    from tvreid_sdk.gallery.ann import BuildCfg
+
+    from .extras import require_extra
+
+    require_extra("gallery build-index", "scale")
+    with Gallery.open(path, readonly=True) as g:
+        m = g.build_index(BuildCfg(kind=kind, shard_by=shard_by, recall_target=recall_target, nlist=nlist),
+                          progress=lambda msg: click.echo(msg, err=True))
+    click.echo(f"built {m.kind} index of {m.rows} rows in {m.build_s:.1f} s: {len(m.shards)} shard(s), "
+               f"{m.nbytes / max(m.rows, 1):.1f} B/vector, nprobe by allowed fraction {[list(c) for c in m.calibration]}")
+
+
+@gallery.command("drop-index")
+@click.argument("path", metavar="G", type=click.Path())
+def drop_index_cmd(path: str) -> None:
+    """Delete the FAISS index of gallery G (searches become exact; the gallery itself is untouched)."""
+    from tvreid_sdk.gallery.ann.sidecar import drop
+
+    from tvreid_sdk.gallery.gallery import _gallery_dir
+
+    click.echo("index removed" if drop(_gallery_dir(path)) else "no index to remove")
 
 
 COMMANDS = [gallery]

@@ -37,9 +37,10 @@ def _short(caption: str | None, width: int = 60) -> str:
 @click.option("--since", help="Only tracklets ending at or after this ISO 8601 time.")
 @click.option("--until", help="Only tracklets starting at or before this ISO 8601 time.")
 @click.option("--backend", default="auto", show_default=True)
+@click.option("--exact", is_flag=True, help="Exact search even when the gallery has an ANN index.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML contact sheet.")
-def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, since, until, backend, as_json,
+def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, since, until, backend, exact, as_json,
           html_path) -> None:
     """Find the tracklets that best match TEXT, e.g. "man in red jacket walking", the person in --image, or the
     gallery tracklet --like TRACKLET_ID."""
@@ -67,17 +68,18 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
         model_id = encoder.model_id
     with Gallery.open(gallery_path, model_id=model_id, readonly=True) as gallery:
         if like_key is not None:
-            hits = gallery.similar(gallery.resolve_key(like_key), k, **filters)  # the example itself is left out
+            hits = gallery.similar(gallery.resolve_key(like_key), k, exact=exact, **filters)  # example left out
         else:
             query = encoder.encode_images([image_path]) if image_path is not None else encoder.encode_text([text])
-            hits = gallery.search(query, k, **filters)[0]
+            hits = gallery.search(query, k, exact=exact, **filters)[0]
         stored = [gallery.get(h.key).record for h in hits]  # k rows: the dataset id and description
         rows = [{"rank": i + 1, "score": round(h.score, 4), "tracklet": h.key, "native_id": rec.native_id,
                  "camera": h.camera, "start": format_time(h.start_time), "end": format_time(h.end_time),
                  "duration_s": None if h.start_time is None or h.end_time is None
                  else round(h.end_time - h.start_time, 2),
                  "person_id": h.person_id, "caption": rec.caption,
-                 "provisional": is_provisional(rec.fingerprint)}  # a track still on camera (tvreid watch)
+                 "provisional": is_provisional(rec.fingerprint),  # a track still on camera (tvreid watch)
+                 "search": "approximate" if h.approximate else "exact"}
                 for i, (h, rec) in enumerate(zip(hits, stored))]
         if html_path:
             from .contact_sheet import write_contact_sheet
@@ -97,8 +99,11 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
     click.echo(f"{'rank':>4}  {'score':>6}  {'tracklet':<24} {'camera':<10} time span" + ("  caption" if said else ""))
     for r in rows:
         mark = "  [provisional: still on camera]" if r["provisional"] else ""
-        line = f"{r['rank']:>4}  {r['score']:>6.3f}  {r['tracklet']:<24} {r['camera']:<10} {_span(r)}{mark}"
+        approx = "~" if r["search"] == "approximate" else " "
+        line = f"{r['rank']:>4}  {r['score']:>6.3f}{approx} {r['tracklet']:<24} {r['camera']:<10} {_span(r)}{mark}"
         click.echo(line + (f"  {_short(r['caption'])}" if said else ""))
+    if any(r["search"] == "approximate" for r in rows):
+        click.echo("~ found through the ANN index (approximate search, exact score); --exact scans every row")
     if html_path:
         click.echo(f"contact sheet: {html_path}")
 

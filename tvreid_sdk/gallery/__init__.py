@@ -21,6 +21,9 @@ Design:
   ``MATCHERS`` registry (:mod:`.matchers`) also offers "torch" and "onnxruntime" matchers (GPU paths),
   whose packages are imported only when such a matcher is built. ``Gallery.search`` normalises the
   queries once; matchers take unit rows.
+- **Millions of rows: an optional FAISS sidecar** (:mod:`.ann`, ``pip install "tvreid[scale]"``), derived and
+  rebuildable like the matrix: time-sharded IVF files with checksums, written atomically, refused when stale or
+  damaged; a planner picks exact masked scan or IVF + exact re-rank per query (``Hit.approximate`` says which).
 - **Query by example is a search.** ``Gallery.similar(key)`` searches with a stored embedding and leaves
   the example out (``search(..., exclude=keys)``); ``Gallery.search_combined`` mixes a text query with
   examples (:func:`combine_queries`); ``Gallery.select`` picks tracklets by key, camera and time.

@@ -59,6 +59,11 @@ def time_spans(snapshot: MatrixSnapshot) -> tuple[np.ndarray, np.ndarray]:
     return start, end
 
 
+def window_seconds(since: Optional[TimeLike], until: Optional[TimeLike]) -> tuple[Optional[float], Optional[float]]:
+    """``(since, until)`` as Unix seconds (None stays None)."""
+    return _seconds("since", since), _seconds("until", until)
+
+
 def build_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[str]]] = None,
                since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,
                exclude: Optional[Union[str, Iterable[str]]] = None) -> Optional[np.ndarray]:

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import GalleryCorruptError, GalleryError, GalleryModelMismatchError
 from ..timeutil import TimeLike
-from .filters import build_mask, key_mask, select_mask
+from .ann.runtime import AnnRuntime
+from .filters import build_mask, key_mask, select_mask, window_seconds
 from .matchers import DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, normalize_queries
 from .matrix import MatrixCache, MatrixSnapshot
 from .provenance import StoredIdentity, canonical_location
@@ -66,6 +67,7 @@ class Gallery:
         self._cache = MatrixCache(store.meta.embed_dim, np.dtype(matrix_dtype))
         self._matcher: Optional[Matcher] = None
         self._matcher_snapshot: Optional[MatrixSnapshot] = None
+        self._ann = AnnRuntime(store.db_path.parent)  # the optional FAISS sidecar (tvreid_sdk.gallery.ann)
         try:
             self.snapshot()  # loads every row: embedding crc32 + size and metadata checksum
         except BaseException:
@@ -307,8 +309,13 @@ class Gallery:
 
     def search(self, queries: np.ndarray, k: int = 10, cameras: Cameras = None, since: Optional[TimeLike] = None,
                until: Optional[TimeLike] = None, model_id: Optional[str] = None,
-               exclude: Optional[Keys] = None) -> list[list[Hit]]:
-        """Exact top-k cosine search.
+               exclude: Optional[Keys] = None, exact: bool = False) -> list[list[Hit]]:
+        """Top-k cosine search: exact, or through the ANN index when there is one and the planner picks it.
+
+        With an index (:meth:`build_index`), the planner (:mod:`tvreid_sdk.gallery.ann.planner`) scans exactly when
+        the filters leave few rows and otherwise searches the IVF index, re-scores its candidates exactly and merges
+        an exact scan of the rows added since the build; each Hit says which (``approximate``). A missing, stale or
+        damaged index is never trusted: the search is then exact (one warning line).
 
         Args:
             queries: [Q,D] (or [D]) query embeddings from the same model; validated and normalised here (once).
@@ -319,6 +326,7 @@ class Gallery:
             model_id: when given, must equal the gallery's model id.
             exclude: a key or keys never returned (e.g. the example of a query by example); the k results come
                 from the other tracklets. Keys not in the gallery are ignored.
+            exact: never use the ANN index.
 
         Returns:
             one list of Hit per query, best first (ties: earlier-added tracklet first).
@@ -328,21 +336,49 @@ class Gallery:
         q = normalize_queries(queries, self.embed_dim)  # [Q,D] the only normalisation on the way
         snap = self.snapshot()
         mask = build_mask(snap, cameras=cameras, since=since, until=until, exclude=exclude)  # [N] or None
-        scores, idx = self._matcher_for(snap).topk(q, k, mask=mask)  # [Q,k'], [Q,k']
+        rows = self._ann.topk(self._store, snap, q, k, mask, window_seconds(since, until), exact)
+        if rows is None:  # exact: no index, the planner's choice, or --exact
+            scores, idx = self._matcher_for(snap).topk(q, k, mask=mask)  # [Q,k'], [Q,k']
+            rows = [(s, i, np.zeros(len(i), bool)) for s, i in zip(scores, idx)]
         names = snap.camera_names
         results = []
-        for srow, irow in zip(scores.tolist(), idx.tolist()):
+        for srow, irow, arow in rows:
             hits = []
-            for s, i in zip(srow, irow):
+            for s, i, a in zip(srow.tolist(), irow.tolist(), arow.tolist()):
                 start, end = float(snap.start_times[i]), float(snap.end_times[i])
                 hits.append(Hit(key=snap.keys[i], score=s, rowid=int(snap.rowids[i]),
                                 camera=names[snap.camera_codes[i]], start_time=None if start != start else start,
-                                end_time=None if end != end else end, person_id=snap.person_ids[i]))
+                                end_time=None if end != end else end, person_id=snap.person_ids[i], approximate=a))
             results.append(hits)
         return results
 
+    # ------------------------------------------------------------------ ANN index (tvreid_sdk.gallery.ann)
+    def build_index(self, cfg=None, calibration_queries: Optional[np.ndarray] = None, progress=None):
+        """Build (or rebuild) the FAISS sidecar of the current rows; see :func:`tvreid_sdk.gallery.ann.build.
+        build_index` (``cfg``: an :class:`~tvreid_sdk.gallery.ann.BuildCfg`). Returns the published manifest."""
+        from .ann.build import BuildCfg, build_index
+
+        with self._store.transaction(write=False) as conn:
+            _, deletes = self._store.counters(conn)
+        snap = self.snapshot()  # at or after those counters
+        return build_index(self.path, snap, self.meta, snap.generation, deletes, cfg or BuildCfg(),
+                           calibration_queries, progress or (lambda _m: None))
+
+    def index_info(self) -> dict:
+        """The ANN index state: ``{"state": "none" | "ready" | "unusable", ...}``."""
+        return self._ann.info(self._store, self.snapshot())
+
+    def prune_index(self) -> list[str]:
+        """Drop the index shards none of whose tracklets is left (after a retention cut); returns their names."""
+        return self._ann.prune(self.snapshot())
+
+    @property
+    def last_plan(self):
+        """The planner's choice for the last search of this instance (None: no index), for logs and tests."""
+        return self._ann.last_plan
+
     def similar(self, key: str, k: int = 10, *, cameras: Cameras = None, since: Optional[TimeLike] = None,
-                until: Optional[TimeLike] = None) -> list[Hit]:
+                until: Optional[TimeLike] = None, exact: bool = False) -> list[Hit]:
         """Query by example: the ``k`` tracklets closest to the stored embedding of ``key``, ``key`` left out.
 
         The way to search with a text-free model. Filters as in :meth:`search`.
@@ -350,7 +386,8 @@ class Gallery:
         Raises:
             GalleryError: no tracklet ``key`` in this gallery. GalleryCorruptError: its row is damaged.
         """
-        return self.search(self.get(key).embedding, k, cameras=cameras, since=since, until=until, exclude=[key])[0]
+        return self.search(self.get(key).embedding, k, cameras=cameras, since=since, until=until, exclude=[key],
+                           exact=exact)[0]
 
     def search_combined(self, text: Optional[np.ndarray], like: Keys, weight: float = 0.5, k: int = 10, *,
                         cameras: Cameras = None, since: Optional[TimeLike] = None, until: Optional[TimeLike] = None,

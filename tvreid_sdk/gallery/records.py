@@ -114,6 +114,9 @@ class Hit:
         start_time: unix seconds or None.
         end_time: unix seconds or None.
         person_id: ground-truth identity when the gallery was indexed from a labelled dataset, else None.
+        approximate: True when the hit came from an approximate (FAISS IVF) search, whose candidates were then
+            re-scored exactly: the score is exact, but the list may miss a row an exact scan would return.
+            False: an exact scan (recall 1.0 by construction).
     """
 
     key: str
@@ -123,6 +126,7 @@ class Hit:
     start_time: Optional[float]
     end_time: Optional[float]
     person_id: Optional[str]
+    approximate: bool = False
 
 
 NORM_TOLERANCE = 1e-3  # |‖v‖ - 1| allowed for stored embeddings
