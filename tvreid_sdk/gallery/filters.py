@@ -124,3 +124,20 @@ def select_mask(snapshot: MatrixSnapshot, cameras: Optional[Union[str, Iterable[
         if after is not None:
             mask &= start >= after
     return mask
+
+
+def select_keys(snapshot: MatrixSnapshot, keys: Iterable[str], gallery_dir, *,
+                cameras: Optional[Union[str, Iterable[str]]] = None, ended_before: Optional[TimeLike] = None,
+                started_after: Optional[TimeLike] = None) -> list[str]:
+    """``Gallery.select``: the ``keys`` (each must be stored) plus every row matching ALL criteria, keys first."""
+    keys = list(dict.fromkeys([keys] if isinstance(keys, str) else keys))
+    found = set(snapshot.keys[key_mask(snapshot, keys)].tolist()) if keys else set()
+    unknown = [key for key in keys if key not in found]
+    if unknown:
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise GalleryError(f"{len(unknown)} key(s) not in gallery {gallery_dir}: {', '.join(map(repr, unknown[:10]))}"
+                           f"{more}; check the keys (Gallery.keys() lists them)")
+    if cameras is None and ended_before is None and started_after is None:
+        return keys
+    mask = select_mask(snapshot, cameras=cameras, ended_before=ended_before, started_after=started_after)  # [N]
+    return list(dict.fromkeys(keys + snapshot.keys[mask].tolist()))

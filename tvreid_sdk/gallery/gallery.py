@@ -11,10 +11,10 @@ import numpy as np
 from ..errors import GalleryCorruptError, GalleryError, GalleryModelMismatchError
 from ..timeutil import TimeLike
 from .ann.runtime import AnnRuntime
-from .filters import build_mask, key_mask, select_mask, window_seconds
+from .filters import build_mask, select_keys, window_seconds
 from .matchers import DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, normalize_queries
 from .matrix import MatrixCache, MatrixSnapshot
-from .provenance import StoredIdentity, canonical_location
+from .provenance import StoredIdentity, canonical_location, resolve_key
 from .query import combine_queries
 from .records import GalleryEntry, Hit, TrackletRecord, embedding_blobs
 from .store import (GALLERY_DB, MATRIX_COLUMNS, GalleryMeta, GalleryStore, corrupt_message,
@@ -222,22 +222,11 @@ class Gallery:
     def resolve_key(self, name: str) -> str:
         """The key of ``name``: itself when stored, else the one tracklet whose dataset id (``native_id``) it is
         (``0014C5T0004`` → ``synth/0014C5T0004``). GalleryError when there is none, or several (it lists them)."""
-        if self.has(name) or self._store.meta.schema_version < 2:
-            return name
-        rows = self._store.fetch_all("SELECT key FROM tracklet WHERE native_id = ? ORDER BY id LIMIT 6", (name,))
-        if len(rows) == 1:
-            return str(rows[0][0])
-        if rows:
-            shown = ", ".join(repr(r[0]) for r in rows[:5])
-            raise GalleryError(f"{name!r} is the dataset id of several tracklets ({shown}); give the full key")
-        raise GalleryError(f"no tracklet with key {name!r} (nor with that dataset id) in gallery {self.path}; "
-                           "list keys with `tvreid gallery info` or Gallery.keys()")
+        return resolve_key(self._store, name)
 
     def count_without_fingerprint(self) -> int:
         """Stored tracklets with no fingerprint (indexed before fingerprints existed): their key is trusted."""
-        if self._store.meta.schema_version < 2:
-            return len(self)
-        return int(self._store.fetch_one("SELECT COUNT(*) FROM tracklet WHERE fingerprint IS NULL")[0])
+        return self._store.count_without_fingerprint()
 
     def delete(self, keys: Iterable[str], missing_ok: bool = False) -> int:
         """Delete tracklets by key in ONE transaction; returns how many were deleted."""
@@ -430,18 +419,8 @@ class Gallery:
         Raises:
             GalleryError: a key that is not in the gallery, or an unknown camera.
         """
-        keys = list(dict.fromkeys([keys] if isinstance(keys, str) else keys))
-        snap = self.snapshot()
-        found = set(snap.keys[key_mask(snap, keys)].tolist()) if keys else set()
-        unknown = [key for key in keys if key not in found]
-        if unknown:
-            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-            raise GalleryError(f"{len(unknown)} key(s) not in gallery {self.path}: {', '.join(map(repr, unknown[:10]))}"
-                               f"{more}; check the keys (Gallery.keys() lists them)")
-        if cameras is None and ended_before is None and started_after is None:
-            return keys
-        mask = select_mask(snap, cameras=cameras, ended_before=ended_before, started_after=started_after)  # [N]
-        return list(dict.fromkeys(keys + snap.keys[mask].tolist()))
+        return select_keys(self.snapshot(), keys, self.path, cameras=cameras, ended_before=ended_before,
+                           started_after=started_after)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -132,3 +132,18 @@ def relative_frames(frame_paths: Iterable[str], root: str | os.PathLike) -> list
         except ValueError:
             out.append(Path(p).as_posix())
     return out
+
+
+def resolve_key(store, name: str) -> str:
+    """The key of ``name`` in a :class:`~tvreid_sdk.gallery.store.GalleryStore`: itself when stored, else the one
+    tracklet whose dataset id (``native_id``) it is. GalleryError when there is none, or several (it lists them)."""
+    if store.fetch_one("SELECT 1 FROM tracklet WHERE key = ?", (name,)) is not None or store.meta.schema_version < 2:
+        return name
+    rows = store.fetch_all("SELECT key FROM tracklet WHERE native_id = ? ORDER BY id LIMIT 6", (name,))
+    if len(rows) == 1:
+        return str(rows[0][0])
+    if rows:
+        shown = ", ".join(repr(r[0]) for r in rows[:5])
+        raise GalleryError(f"{name!r} is the dataset id of several tracklets ({shown}); give the full key")
+    raise GalleryError(f"no tracklet with key {name!r} (nor with that dataset id) in gallery {store.db_path.parent}; "
+                       "list keys with `tvreid gallery info` or Gallery.keys()")

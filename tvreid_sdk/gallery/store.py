@@ -279,6 +279,11 @@ class GalleryStore:
             found.update((row[0], StoredIdentity(*row[1:])) for row in conn.execute(sql, part))
         return found
 
+    def count_without_fingerprint(self) -> int:
+        """Rows with no fingerprint (all rows of a schema-1 file)."""
+        where = " WHERE fingerprint IS NULL" if self.meta.schema_version >= 2 else ""
+        return int(self.fetch_one(f"SELECT COUNT(*) FROM tracklet{where}")[0])
+
     def source_name(self, location: str, requested: Optional[str] = None) -> str:
         """The key namespace of the source at ``location`` (registered on first use; see
         :func:`~tvreid_sdk.gallery.provenance.register_source`)."""
