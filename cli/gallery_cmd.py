@@ -194,10 +194,9 @@ def build_index_cmd(path: str, kind: str, shard_by: str, recall_target: float, n
 def drop_index_cmd(path: str) -> None:
     """Delete the FAISS index of gallery G (searches become exact; the gallery itself is untouched)."""
     from tvreid_sdk.gallery.ann.sidecar import drop
+    from tvreid_sdk.gallery.gallery import gallery_dir
 
-    from tvreid_sdk.gallery.gallery import _gallery_dir
-
-    click.echo("index removed" if drop(_gallery_dir(path)) else "no index to remove")
+    click.echo("index removed" if drop(gallery_dir(path)) else "no index to remove")
 
 
 COMMANDS = [gallery]

@@ -31,7 +31,8 @@ def serve(ctx, gallery, bundle, host, port, state, backend, ssl_certfile, ssl_ke
     """
     if ctx.invoked_subcommand is not None:
         return
-    from tvreid_sdk.serve.app import ServeCfg, run
+    from tvreid_sdk.serve.app import ServeCfg
+    from tvreid_sdk.serve.server import run
 
     cfg = ServeCfg(gallery=gallery, bundle=bundle, host=host, port=port, state=state, backend=backend,
                    ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, insecure_http=insecure_http,

@@ -66,11 +66,11 @@ def watch(source, camera, gallery_path, bundle_path, backend, detector, every, s
     from tvreid_sdk.ingest.detect import DetectorCfg, make_detector
     from tvreid_sdk.ingest.track import import_supervision
     from tvreid_sdk.ingest.watch import WatchCfg, is_stream, list_files, plan_files, probe_stream
-    from tvreid_sdk.vision.video import _import_av
+    from tvreid_sdk.vision.video import import_av
 
     from .times import parse_time
 
-    _import_av()
+    import_av()
     import_supervision()
     start = parse_time(start_time, "--start-time")
     dcfg = DetectorCfg(score_threshold=score_threshold, nms_iou=nms_iou, person_class=person_class,

@@ -26,7 +26,8 @@ Cameras = Optional[Union[str, Iterable[str]]]
 Keys = Union[str, Iterable[str]]
 
 
-def _gallery_dir(path: PathLike) -> Path:
+def gallery_dir(path: PathLike) -> Path:
+    """The gallery directory of ``path`` (the directory itself, or the one holding the given ``gallery.sqlite``)."""
     p = Path(path)
     return p.parent if p.name == GALLERY_DB and p.is_file() else p
 
@@ -88,7 +89,7 @@ class Gallery:
         _check_model_id(model_id)
         if isinstance(embed_dim, bool) or not isinstance(embed_dim, (int, np.integer)) or embed_dim < 1:
             raise GalleryError(f"embed_dim must be a positive integer, got {embed_dim!r}")
-        directory = _gallery_dir(path)
+        directory = gallery_dir(path)
         GalleryStore.create(directory, model_id, int(embed_dim))
         return cls.open(directory, model_id=model_id, **options)
 
@@ -100,7 +101,7 @@ class Gallery:
         Raises:
             GalleryModelMismatchError: the existing gallery holds vectors of another model.
         """
-        directory = _gallery_dir(path)
+        directory = gallery_dir(path)
         if not (directory / GALLERY_DB).exists():
             try:
                 return cls.create(directory, model_id=model_id, embed_dim=embed_dim, **options)
@@ -134,7 +135,7 @@ class Gallery:
             raise GalleryError(f"unknown matcher {matcher!r}; choose one of {', '.join(MATCHERS.names())}")
         if matrix_dtype not in ("float32", "float16"):
             raise GalleryError(f"matrix_dtype must be 'float32' or 'float16', got {matrix_dtype!r}")
-        directory = _gallery_dir(path)
+        directory = gallery_dir(path)
         store = GalleryStore.open(directory, readonly=readonly)
         if model_id is not None and _check_model_id(model_id) != store.meta.model_id:
             store.close()

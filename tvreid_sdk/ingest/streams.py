@@ -15,14 +15,14 @@ import numpy as np
 
 from ..errors import CorruptInputError
 from ..timeutil import iso_utc
-from ..vision.video import MAX_FRAME_PIXELS, _import_av
+from ..vision.video import MAX_FRAME_PIXELS, import_av
 
 if TYPE_CHECKING:
     from .watch import WatchCfg, WatchReport
 
 
 def _open_stream(url: str, cfg: "WatchCfg"):
-    av = _import_av()
+    av = import_av()
     return av.open(url, mode="r", timeout=(cfg.open_timeout, cfg.read_timeout))
 
 
@@ -32,7 +32,7 @@ def probe_stream(url: str, cfg: "WatchCfg") -> None:
     Raises:
         CorruptInputError: unreachable, not a stream FFmpeg can read, or without video.
     """
-    av = _import_av()
+    av = import_av()
     try:
         container = _open_stream(url, cfg)
     except (av.error.FFmpegError, OSError) as exc:
@@ -56,7 +56,7 @@ def stream_frames(url: str, cfg: "WatchCfg", report: "WatchReport",
     Raises:
         CorruptInputError: the first connection fails (unreachable URL, not a video stream).
     """
-    av = _import_av()
+    av = import_av()
     backoff, first, down_since, last_ts = cfg.reconnect_initial, True, None, -float("inf")
     while not stop.is_set():
         try:

@@ -2,7 +2,9 @@
 
 Not imported by ``tvreid_sdk`` itself (the web stack stays out of ``import tvreid_sdk``); import the modules directly:
 
-- :mod:`.app` builds the Starlette application (routes, auth middleware, lifespan) and runs it on uvicorn.
+- :mod:`.app` the service (models loaded once), its config, the token check and the page/health routes.
+- :mod:`.api` the ``/api`` routes.
+- :mod:`.server` builds the Starlette application from both and runs it on uvicorn (:func:`~.server.run`).
 - :mod:`.auth` bearer tokens (hashed, role and camera scope) in the state directory's ``auth.sqlite``.
 - :mod:`.audit` the append-only, hash-chained audit log in ``audit.sqlite``.
 - :mod:`.batching` the micro-batcher: concurrent text queries share one encoder call and one matcher call.

@@ -30,7 +30,8 @@ MAX_EXAMPLES = 5
 BAD_FRAME_POLICIES = ("skip", "fail")
 
 
-def _import_av():
+def import_av():
+    """The ``av`` (PyAV) module, or BackendUnavailableError naming the extra that installs it."""
     try:
         import av
     except ImportError as exc:
@@ -129,7 +130,7 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, *, on_bad_frame: str = "skip", threads: bool = True):
         if on_bad_frame not in BAD_FRAME_POLICIES:
             raise ValueError(f"on_bad_frame must be one of {BAD_FRAME_POLICIES}, got {on_bad_frame!r}")
-        av = _import_av()
+        av = import_av()
         self.path = str(path)
         self.on_bad_frame = on_bad_frame
         self.report = DecodeReport()
@@ -187,7 +188,7 @@ class VideoReader:
         Args:
             stop: stop before the frame with this 0-based index (e.g. after the last frame a tracker reported).
         """
-        av = _import_av()
+        av = import_av()
         stream = self._stream
         tb = float(stream.time_base) if stream.time_base is not None else None
         fps = self.info.fps

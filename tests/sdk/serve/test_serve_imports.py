@@ -21,5 +21,5 @@ def test_sdk_import_loads_no_web_stack():
 
 
 def test_serve_app_imports_without_torch():
-    mods = _modules_after("import tvreid_sdk.serve.app, tvreid_sdk.serve.api")
+    mods = _modules_after("import tvreid_sdk.serve.app, tvreid_sdk.serve.api, tvreid_sdk.serve.server")
     assert "starlette" in mods and "torch" not in mods
