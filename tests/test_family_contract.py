@@ -14,7 +14,7 @@ PACKAGES = ("tvreid_sdk", "training", "export", "cli")
 # comparisons with a family name, lookups of the schema-1 untyped section, and tests of a family constant
 FAMILY_TEST = re.compile(r"""family\s*(==|!=)\s*["']|family\s+(not\s+)?in\s*[(\[{]|["']\s*(==|!=)\s*\w*\.?family\b"""
                          r"""|family\w*\([^)]*\)\s*(==|!=)\s*["']|export\.get\(\s*["']tfclip|export\[\s*["']tfclip"""
-                         r"""|\.family\s*(==|!=)\s*FAMILY""")
+                         r"""|\.family\s*(==|!=)\s*FAMILY|["']family["'][^)]*\)\s*(==|!=)""")
 
 
 def _is_family_module(path: Path) -> bool:
@@ -47,7 +47,7 @@ def test_the_scan_finds_a_family_test(tmp_path, monkeypatch):
     """The pattern catches the forms it is meant to catch (so the test above cannot pass by matching nothing)."""
     for line in ('if arch.family == "cffa":', "if manifest.family != 'tfclip':", 'x = m.export.get("tfclip", {})',
                  'if cfg.family in ("dmca", "cffa"):', 'if "tfclip" == arch.family:',
-                 'if recipe_family(recipe) == "tfclip":'):
+                 'if recipe_family(recipe) == "tfclip":', 'getattr(m, "family", None) == "tfclip"'):
         assert FAMILY_TEST.search(line), line
     for line in ("spec = arch.spec", "family = get_family(name)", 'FAMILY = "tfclip"'):
         assert not FAMILY_TEST.search(line), line

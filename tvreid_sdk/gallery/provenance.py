@@ -137,7 +137,7 @@ def relative_frames(frame_paths: Iterable[str], root: str | os.PathLike) -> list
 def resolve_key(store, name: str) -> str:
     """The key of ``name`` in a :class:`~tvreid_sdk.gallery.store.GalleryStore`: itself when stored, else the one
     tracklet whose dataset id (``native_id``) it is. GalleryError when there is none, or several (it lists them)."""
-    if store.fetch_one("SELECT 1 FROM tracklet WHERE key = ?", (name,)) is not None or store.meta.schema_version < 2:
+    if store.fetch_one("SELECT 1 FROM tracklet WHERE key = ?", (name,)) is not None or not store.has_provenance:
         return name
     rows = store.fetch_all("SELECT key FROM tracklet WHERE native_id = ? ORDER BY id LIMIT 6", (name,))
     if len(rows) == 1:

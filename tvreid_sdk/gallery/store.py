@@ -208,9 +208,19 @@ class GalleryStore:
         self.meta = GalleryMeta(SCHEMA_VERSION, self.meta.model_id, self.meta.embed_dim, self.meta.created)
 
     @property
+    def has_provenance(self) -> bool:
+        """Whether the file has the schema-2 columns (native id, fingerprint, sources). A schema-1 file opened
+        read-only is looked at again each time, since another process may upgrade it meanwhile (one tiny query)."""
+        if self.meta.schema_version < SCHEMA_VERSION:
+            row = self.fetch_one("SELECT schema_version FROM meta WHERE id = 1")
+            if row is not None and int(row[0]) != self.meta.schema_version:
+                self.meta = GalleryMeta(int(row[0]), self.meta.model_id, self.meta.embed_dim, self.meta.created)
+        return self.meta.schema_version >= 2
+
+    @property
     def extra_columns(self) -> str:
         """The ``EXTRA_COLUMNS`` select list for this file (NULL native id / fingerprint in a schema-1 file)."""
-        return EXTRA_COLUMNS if self.meta.schema_version >= 2 else EXTRA_COLUMNS_V1
+        return EXTRA_COLUMNS if self.has_provenance else EXTRA_COLUMNS_V1
 
     def close(self) -> None:
         with self.lock:
@@ -271,7 +281,7 @@ class GalleryStore:
 
     def stored_identity(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, StoredIdentity]:
         """``{key: StoredIdentity}`` of the given keys that are stored (one query per 500 keys)."""
-        cols = "key, source, native_id, fingerprint" if self.meta.schema_version >= 2 else "key, source, NULL, NULL"
+        cols = "key, source, native_id, fingerprint" if self.has_provenance else "key, source, NULL, NULL"
         found: dict[str, StoredIdentity] = {}
         for i in range(0, len(keys), _IN_CHUNK):
             part = list(keys[i:i + _IN_CHUNK])
@@ -281,7 +291,7 @@ class GalleryStore:
 
     def count_without_fingerprint(self) -> int:
         """Rows with no fingerprint (all rows of a schema-1 file)."""
-        where = " WHERE fingerprint IS NULL" if self.meta.schema_version >= 2 else ""
+        where = " WHERE fingerprint IS NULL" if self.has_provenance else ""
         return int(self.fetch_one(f"SELECT COUNT(*) FROM tracklet{where}")[0])
 
     def source_name(self, location: str, requested: Optional[str] = None) -> str:
@@ -331,7 +341,7 @@ class GalleryStore:
                     conn.execute(f"DELETE FROM tracklet WHERE key IN ({','.join('?' * len(part))})", part)
                 conn.execute("UPDATE meta SET deletes = deletes + 1 WHERE id = 1")
             if rows:
-                if self.meta.schema_version < 2:
+                if not self.has_provenance:
                     raise GalleryError(f"gallery {self.db_path.parent} has schema version 1 and was opened "
                                        "read-only; open it for writing to upgrade it")
                 conn.executemany(INSERT_SQL, rows)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from .._version import __version__
 from ..errors import GalleryError
 from ..timeutil import iso_utc
+from ..ingest.builder import is_provisional
 from .app import Service, endpoint
 from .auth import AuthError, Principal
 from .batching import Filters, SearchJob
@@ -71,9 +72,18 @@ def _hit_fields(key: str, camera: str, start: Optional[float], end: Optional[flo
                   "end_unix": end, "person_id": person_id, **_urls(key)}.items())
 
 
-def _hit_json(hit) -> dict:
-    return {"key": hit.key, "score": round(float(hit.score), 6),
+def _hit_json(hit, provisional: bool = False) -> dict:
+    return {"key": hit.key, "score": round(float(hit.score), 6), "provisional": provisional,
+            "approximate": bool(getattr(hit, "approximate", False)),
             **dict(_hit_fields(hit.key, hit.camera, hit.start_time, hit.end_time, hit.person_id))}
+
+
+def _provisional_keys(service: Service, hits) -> set[str]:
+    """Keys among ``hits`` stored as provisional (a track still on camera, ``tvreid watch``): one bulk look-up."""
+    if not hits:
+        return set()
+    stored = service.gallery.stored_identity([h.key for h in hits])
+    return {key for key, ident in stored.items() if is_provisional(ident.fingerprint)}
 
 
 def _audit_query(req: SearchRequest, filters: Filters) -> dict:
@@ -139,9 +149,11 @@ async def search(request: Request, service: Service, principal: Principal) -> Re
         for key in req.like:
             _entry(service, principal, key)  # 404 for keys that do not exist for this token
         if req.text is not None:
-            if getattr(service.encoder.manifest, "family", None) == "tfclip":
-                raise ApiError(400, "text_not_supported", "this model (tfclip) has no text encoder: search by "
-                                                          "example with \"like\": KEY, or upload an image")
+            spec = service.encoder.manifest.spec
+            if not spec.has_text:
+                raise ApiError(400, "text_not_supported", f"this model ({spec.name}, {spec.task}) has no text "
+                                                          "encoder: search by example with \"like\": KEY, or upload "
+                                                          "an image")
             hits = await service.batcher.submit(SearchJob(req.text, req.k, filters, principal.name,
                                                           _audit_query(req, filters), req.like, req.weight))
         else:
@@ -153,9 +165,10 @@ async def search(request: Request, service: Service, principal: Principal) -> Re
                                                                 "keys": [h.key for h in found]})
                 return found
             hits = await run_in_threadpool(like_only)
+    provisional = await run_in_threadpool(_provisional_keys, service, hits)
     return JSONResponse({"query": req.raw, "k": req.k, "model_id": service.encoder.model_id,
                          "took_ms": round((time.perf_counter() - t0) * 1000, 2),
-                         "results": [_hit_json(h) for h in hits]})
+                         "results": [_hit_json(h, h.key in provisional) for h in hits]})
 
 
 @endpoint("cameras")

@@ -136,3 +136,16 @@ def test_open_or_create(tmp_path):
     assert g2.keys() == ["a"]
     g1.close()
     g2.close()
+
+
+def test_a_reader_of_a_schema_1_gallery_sees_fingerprints_once_a_writer_upgrades_it(tmp_path):
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_paths().gallery, copy)
+    with Gallery.open(copy, readonly=True) as reader:
+        assert reader.meta.schema_version == 1
+        with Gallery.open(copy) as writer:  # another process in real life: upgrades the file, adds a row
+            emb = unit_rows(np.random.default_rng(1), 1, writer.embed_dim)
+            writer.add([TrackletRecord(key="w/1", camera="C1", fingerprint="fp", native_id="1")], emb)
+        assert reader.get("w/1").record.fingerprint == "fp" and reader.meta.schema_version == 2
+        assert reader.stored_identity(["w/1"])["w/1"].fingerprint == "fp"
+        assert reader.resolve_key("1") == "w/1"

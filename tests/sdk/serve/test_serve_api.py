@@ -139,9 +139,11 @@ def test_new_tracklets_become_searchable_without_restart(server):
     with Encoder.from_bundle(demo_paths().bundle) as enc:
         vec = enc.encode_text([text])  # [1,D]: the perfect match for that query
     with Gallery.open(server.gallery) as g:  # another writer, as `tvreid ingest` would be
-        g.add([TrackletRecord(key="live/0001", camera="C3", start_time=1714560000.0, end_time=1714560001.0)], vec)
-    r = server.search(tok, text=text, k=1)
-    assert r.json()["results"][0]["key"] == "live/0001"
+        g.add([TrackletRecord(key="live/0001", camera="C3", start_time=1714560000.0, end_time=1714560001.0,
+                              fingerprint="provisional:live/0001")], vec)  # a track still on camera (watch)
+    r = server.search(tok, text=text, k=2)
+    top, second = r.json()["results"]
+    assert top["key"] == "live/0001" and top["provisional"] is True and second["provisional"] is False
     meta = server.call("GET", "/api/tracklets/live%2F0001", tok)
     assert meta.status == 200 and meta.json()["key"] == "live/0001"
     # an admin removes it through the API; it is gone for searches at once
