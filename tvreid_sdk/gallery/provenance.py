@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sqlite3
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -68,7 +69,12 @@ def check_source_name(name: str) -> str:
 
 
 def default_source_name(location: str) -> str:
-    """The readable part of a source's name: its file or folder name, cleaned (``data/synth`` → ``synth``)."""
+    """The readable part of a source's name: its file or folder name, cleaned (``data/synth`` → ``synth``); for a
+    stream URL its host, port and path (``rtsp://cam3.local:554/live`` → ``cam3.local-554-live``)."""
+    if "://" in location:
+        url = urllib.parse.urlsplit(location)
+        cleaned = re.sub(r"[^A-Za-z0-9._]+", "-", f"{url.hostname or ''}-{url.port or ''}-{url.path}").strip("-._")
+        return cleaned[:48] or "stream"
     stem = Path(location.rstrip("/\\")).name
     stem = stem.rsplit(".", 1)[0] if Path(location).suffix and not Path(location).is_dir() else stem
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:48]
@@ -76,10 +82,15 @@ def default_source_name(location: str) -> str:
 
 
 def canonical_location(source: str | os.PathLike) -> str:
-    """The absolute, symlink-free path a source is registered under (URLs are kept as they are)."""
+    """The absolute, symlink-free path a source is registered under; a URL without its user and password (they
+    must not be stored in the gallery)."""
     text = os.fspath(source)
     if "://" in text:
-        return text
+        url = urllib.parse.urlsplit(text)
+        host = url.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        netloc += f":{url.port}" if url.port else ""
+        return urllib.parse.urlunsplit((url.scheme, netloc, url.path, url.query, ""))
     return str(Path(text).resolve())
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import ConfigError, CorruptInputError
 from ..gallery import Gallery
+from ..gallery.provenance import canonical_location
 from ..timeutil import TimeLike, iso_utc, to_unix_seconds
 from ..vision.video import VideoReader
 from .builder import TrackletBuilder
@@ -284,7 +285,7 @@ def watch(source: str, *, encoder, gallery: Gallery, camera: str, detector, cfg:
         BackendUnavailableError: PyAV or supervision missing. Gallery errors from committing.
     """
     stop = stop or threading.Event()
-    report = WatchReport(camera=camera, source=str(source))
+    report = WatchReport(camera=camera, source=canonical_location(source) if "://" in str(source) else str(source))
     tick = _Ticker(report, progress, cfg.progress_every)
     if is_stream(source):
         _watch_stream(str(source), encoder, gallery, camera, detector, cfg, source_name, report, tick, stop)
@@ -340,7 +341,7 @@ def _watch_stream(url: str, encoder, gallery, camera, detector, cfg: WatchCfg, s
         return
     identity = VideoIdentity.register(gallery, url, encoder.manifest, source_name)
     builder = TrackletBuilder(encoder, gallery, camera, dataclasses.replace(cfg.builder, push_timeout=None),
-                              source=url, identity=identity, on_conflict="error")
+                              source=identity.location, identity=identity, on_conflict="error")  # no password
     # the tracker's frame rate: a guess until the stream has run for a while does not matter to ByteTrack much
     cam = _Camera(detector, ByteTracker(10.0 / cfg.every, cfg.tracker), builder, report, cfg, True)
     try:

@@ -149,3 +149,12 @@ def test_a_reader_of_a_schema_1_gallery_sees_fingerprints_once_a_writer_upgrades
         assert reader.get("w/1").record.fingerprint == "fp" and reader.meta.schema_version == 2
         assert reader.stored_identity(["w/1"])["w/1"].fingerprint == "fp"
         assert reader.resolve_key("1") == "w/1"
+
+
+def test_stream_urls_get_readable_names_and_lose_their_credentials():
+    from tvreid_sdk.gallery.provenance import canonical_location, default_source_name
+
+    location = canonical_location("rtsp://admin:secret@cam3.local:554/live?ch=1")
+    assert location == "rtsp://cam3.local:554/live?ch=1" and "secret" not in location
+    assert default_source_name(location) == "cam3.local-554-live"
+    assert default_source_name(canonical_location("http://127.0.0.1:8080/")) == "127.0.0.1-8080"
