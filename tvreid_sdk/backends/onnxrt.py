@@ -38,7 +38,8 @@ class OrtBackend(Backend):
     Args:
         bundle: the bundle.
         device: ``cpu`` or ``cuda[:N]``.
-        precision: ``fp32`` or ``fp16`` (default: fp16 on CUDA when the bundle has it, else fp32).
+        precision: ``fp32``, ``fp16`` or ``int8`` (a bundle exported with ``--int8``; default: fp16 on CUDA when
+            the bundle has it, else fp32).
         threads: intra-op threads on the CPU (0 = ONNX Runtime's default).
     """
 
