@@ -108,7 +108,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
                   workspace_bytes: int = DEFAULT_WORKSPACE, timing_cache: str | os.PathLike | None = None,
                   parity_seed: int = 0, fused: bool = True, progress_bar: Callable[..., Any] | None = None,
                   source: Mapping[str, Any] | None = None, description: str | None = None,
-                  int8: bool = False, calibration: Calibration | None = None,
+                  int8: bool = False,
+                  calibration: Calibration | Callable[[ArchCfg, int], Calibration] | None = None,
                   calib_items: int = 32) -> tuple[Bundle, list[SummaryRow]]:
     """Export a checkpoint of any registered family to a bundle directory.
 
@@ -138,8 +139,9 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         description: the manifest's description (default: from the family).
         int8: also write static INT8 (QDQ) graphs of the default variant (:mod:`export.int8`), gated against the
             eager fp32 reference (cosine ≥ 0.99 per item, mean ≥ 0.995).
-        calibration: INT8 calibration inputs per role (real frames/captions; the CLI reads them from ``--calib``);
-            default: the family's synthetic probe generator (seed ``parity_seed + 1``), recorded as such in
+        calibration: INT8 calibration inputs per role (real frames/captions), or a reader called with
+            ``(arch, num_frames)`` once the checkpoint is loaded that returns them (the CLI's ``--calib``,
+            :func:`cli.calib.calibration_reader`); default: the family's synthetic probe generator (seed ``parity_seed + 1``), recorded as such in
             ``manifest.export["int8"]["calibration"]``.
         calib_items: at most this many calibration items per role.
 
@@ -176,6 +178,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
     if int8:
         if not onnx:
             raise ConfigError("--int8 writes ONNX graphs; drop --no-onnx")
+        if callable(calibration):
+            calibration = calibration(arch, num_frames)
         if calibration is None:
             calibration = Calibration(hooks.probe(ckpt, parity_seed + 1).feeds,
                                       f"synthetic (the {spec.name} family's parity-probe generator, seed "
