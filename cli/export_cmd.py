@@ -55,8 +55,8 @@ def _hw(value: str | None, flag: str) -> tuple[int, int] | None:
               help="--clip: the activation the weights were trained with: QuickGELU (OpenAI's weights, open_clip "
                    "'-quickgelu' models) or GELU (open_clip's LAION/DataComp weights).")
 @quiet_option
-def export(checkpoint, out, onnx, trt, fp16, int8, calib, calib_items, min_batch, opt_batch, max_batch, fused, overwrite, clip_path, arch,
-           image_size, num_frames, allow_torchscript, quick_gelu, quiet) -> None:
+def export(checkpoint, out, onnx, trt, fp16, int8, calib, calib_items, min_batch, opt_batch, max_batch, fused,
+           overwrite, clip_path, arch, image_size, num_frames, allow_torchscript, quick_gelu, quiet) -> None:
     """Export CHECKPOINT (a .safetensors file or a run directory) to a deployable bundle.
 
     Without CHECKPOINT the built-in demo model is re-exported. With --clip FILE, published CLIP weights become a

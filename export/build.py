@@ -14,7 +14,8 @@ Every family goes through the same steps; what differs is asked of its :class:`~
    re-exporting the same weights gives the same id;
 3. export the ONNX graphs (:func:`export.onnx_export.export_module`, the family's wrapper and I/O spec per role;
    fp32 first, fp16 converted from it, INT8 quantized from it with :mod:`export.int8` on the calibration feeds —
-   real frames/captions passed in, else the family's synthetic probe generator with another seed) and check that every cuda-fused graph has one fused attention node per block;
+   real frames/captions passed in, else the family's synthetic probe generator with another seed) and check that
+   every cuda-fused graph has one fused attention node per block;
 4. run :func:`export.parity.run_parity` on every graph against the family's probe and eager reference, and refuse to
    write the bundle if any gate fails;
 5. with ``trt``: build engines from the ONNX (:mod:`export.trt`; one optimisation profile per graph input, all
@@ -141,7 +142,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
             eager fp32 reference (cosine ≥ 0.99 per item, mean ≥ 0.995).
         calibration: INT8 calibration inputs per role (real frames/captions), or a reader called with
             ``(arch, num_frames)`` once the checkpoint is loaded that returns them (the CLI's ``--calib``,
-            :func:`cli.calib.calibration_reader`); default: the family's synthetic probe generator (seed ``parity_seed + 1``), recorded as such in
+            :func:`cli.calib.calibration_reader`); default: the family's synthetic probe generator
+            (seed ``parity_seed + 1``), recorded as such in
             ``manifest.export["int8"]["calibration"]``.
         calib_items: at most this many calibration items per role.
 

@@ -2,10 +2,11 @@
 written (:func:`run_parity`).
 
 For each ONNX graph: ``onnx.checker`` full check, ONNX Runtime (CPU EP; CUDA EP too when present) against the eager
-fp32 reference with per-embedding cosine ≥ 0.9999 (fp32) / ≥ 0.999 (fp16) / ≥ 0.99 and mean ≥ 0.995 (int8), batch-1 outputs equal to batch-N
-outputs, and, per (precision, variant), the top-10 of caption queries over a small tracklet gallery identical to the
-torch top-10 (families with text and video graphs; reported, not gated, for int8). The family gives the probe and the reference
-(:class:`export.families.ExportFamily`); the standard probe (:func:`make_probe`) has captions from the real tokenizer,
+fp32 reference with per-embedding cosine ≥ 0.9999 (fp32) / ≥ 0.999 (fp16) / ≥ 0.99 and mean ≥ 0.995 (int8), batch-1
+outputs equal to batch-N outputs, and, per (precision, variant), the top-10 of caption queries over a small tracklet
+gallery identical to the torch top-10 (families with text and video graphs; reported, not gated, for int8). The
+family gives the probe and the reference (:class:`export.families.ExportFamily`); the standard probe
+(:func:`make_probe`) has captions from the real tokenizer,
 including one whose EOT sits at position 76 and an over-long one that the tokenizer truncates.
 
 Top-10 comparison: ``top10_exact`` is strict list equality. The gate, ``top10_equal``, accepts a swap only between
@@ -218,7 +219,8 @@ def run_parity(graphs: list[GraphArtifact], probe: Probe, reference: dict[str, n
     if "CUDAExecutionProvider" in ort.get_available_providers():
         providers.append("CUDAExecutionProvider")
     report: dict = {
-        "thresholds": {"cos_min": COS_MIN, "cos_mean_min": COS_MEAN_MIN, "top_k": TOP_K, "tie_tol": TIE_TOL, "batch_abs_tol": BATCH_ABS_TOL},
+        "thresholds": {"cos_min": COS_MIN, "cos_mean_min": COS_MEAN_MIN, "top_k": TOP_K, "tie_tol": TIE_TOL,
+                       "batch_abs_tol": BATCH_ABS_TOL},
         "probe": dict(probe.info), "reference": reference_name, "providers": providers,
         "artifacts": {}, "retrieval": {},
     }
