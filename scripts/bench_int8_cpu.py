@@ -1,5 +1,7 @@
 """CPU encoder speed of one bundle: ONNX Runtime fp32 and INT8 against PyTorch eager fp32 and bf16 autocast.
 
+OpenVINO rows appear when ``openvino`` is installed.
+
 Usage (the bundle must have been exported with ``--int8``)::
 
     PYTHONPATH=. python scripts/bench_int8_cpu.py BUNDLE [--tracklets 4] [--seconds 8]
@@ -48,8 +50,10 @@ def timed(fn, seconds: float, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-PATHS = ("ort-fp32", "ort-int8", "torch-fp32", "torch-bf16")
+PATHS = ("ort-fp32", "ort-int8", "openvino-fp32", "openvino-bf16", "openvino-int8", "torch-fp32", "torch-bf16")
 LABELS = {"ort-fp32": "onnxruntime CPU fp32", "ort-int8": "onnxruntime CPU int8 (QDQ)",
+          "openvino-fp32": "OpenVINO CPU fp32", "openvino-bf16": "OpenVINO CPU bf16 hint (fp32 graph)",
+          "openvino-int8": "OpenVINO CPU int8 (QDQ graph)",
           "torch-fp32": "PyTorch eager fp32", "torch-bf16": "PyTorch eager bf16 autocast"}
 
 
@@ -66,8 +70,9 @@ def measure_path(path: str, bundle_dir: str, tracklets: int, seconds: float) -> 
     h, w = man.arch.vision.image_size
     frames = np.random.default_rng(0).integers(0, 256, (tracklets, man.num_frames, h, w, 3), dtype=np.uint8)
     tok = get_tokenizer()(["a man in a red jacket and black trousers walking to the left"])
-    if path.startswith("ort"):
-        backend = create_backend(bundle, "ort-cpu", precision=path.split("-")[1])
+    if path.startswith(("ort", "openvino")):
+        name = "ort-cpu" if path.startswith("ort") else "openvino"
+        backend = create_backend(bundle, name, precision=path.split("-")[1])
         video, text = (lambda: backend.encode_video(frames)), (lambda: backend.encode_text_ids(tok.ids, tok.eot_index))
     else:
         backend = create_backend(bundle, "torch")
@@ -113,7 +118,12 @@ def main() -> None:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     print(f"load average before: {os.getloadavg()[0]:.2f}; OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', 'default')}")
     rows = []
-    for path in PATHS:  # separate processes: torch's OpenMP pool and ORT's thread pool slow each other down
+    from tvreid_sdk.registry import module_available
+
+    for path in PATHS:
+        if path.startswith("openvino") and not module_available("openvino"):
+            print(f"skipped {path}: OpenVINO is not installed (pip install \"tvreid[openvino]\")")
+            continue  # separate processes: torch's OpenMP pool and ORT's thread pool slow each other down
         out = subprocess.run([sys.executable, __file__, args.bundle, "--only", path, "--tracklets",
                               str(args.tracklets), "--seconds", str(args.seconds)],
                              check=True, capture_output=True, text=True, env=env).stdout
