@@ -24,6 +24,14 @@ def _hw(value: str | None, flag: str) -> tuple[int, int] | None:
 @click.option("--onnx/--no-onnx", default=True, show_default=True, help="Write ONNX graphs (always needed for --trt).")
 @click.option("--trt", is_flag=True, help="Also build TensorRT engines (needs TensorRT and an NVIDIA GPU).")
 @click.option("--fp16", is_flag=True, help="Also write fp16 variants (LayerNorm, softmax and L2-norm stay fp32).")
+@click.option("--int8", is_flag=True,
+              help="Also write static INT8 (QDQ, per-channel) graphs for ONNX Runtime CPU; gated against fp32 "
+                   "(cosine >= 0.99 per item, mean >= 0.995). LayerNorm, softmax, projection and L2-norm stay fp32.")
+@click.option("--calib", "calib", default=None, type=click.Path(exists=True, file_okay=False), metavar="SOURCE",
+              help="--int8 calibration frames/captions: any source `tvreid index` accepts (default: the family's "
+                   "synthetic generator, recorded as such in the manifest).")
+@click.option("--calib-items", default=32, show_default=True, type=click.IntRange(1, 4096),
+              help="--int8: calibration tracklets/captions per encoder.")
 @click.option("--min-batch", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--opt-batch", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(1))
@@ -47,8 +55,8 @@ def _hw(value: str | None, flag: str) -> tuple[int, int] | None:
               help="--clip: the activation the weights were trained with: QuickGELU (OpenAI's weights, open_clip "
                    "'-quickgelu' models) or GELU (open_clip's LAION/DataComp weights).")
 @quiet_option
-def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, fused, overwrite, clip_path, arch,
-           image_size, num_frames, allow_torchscript, quick_gelu, quiet) -> None:
+def export(checkpoint, out, onnx, trt, fp16, int8, calib, calib_items, min_batch, opt_batch, max_batch, fused,
+           overwrite, clip_path, arch, image_size, num_frames, allow_torchscript, quick_gelu, quiet) -> None:
     """Export CHECKPOINT (a .safetensors file or a run directory) to a deployable bundle.
 
     Without CHECKPOINT the built-in demo model is re-exported. With --clip FILE, published CLIP weights become a
@@ -60,7 +68,15 @@ def export(checkpoint, out, onnx, trt, fp16, min_batch, opt_batch, max_batch, fu
 
     if not min_batch <= opt_batch <= max_batch:
         raise ConfigError(f"batch profile needs min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}")
-    options = dict(onnx=onnx, trt=trt, fp16=fp16, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+    if calib is not None and not int8:
+        raise ConfigError("--calib only applies to --int8; add --int8 or drop --calib")
+    calibration = None
+    if calib is not None:
+        from .calib import calibration_reader
+
+        calibration = calibration_reader(calib, calib_items)
+    options = dict(onnx=onnx, trt=trt, fp16=fp16, int8=int8, calibration=calibration, calib_items=calib_items,
+                   min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
                    overwrite=overwrite, fused=fused, progress=(lambda _msg: None) if quiet else click.echo,
                    progress_bar=progress_factory(quiet))
     if clip_path is not None:

@@ -13,7 +13,9 @@ Every family goes through the same steps; what differs is asked of its :class:`~
    ``model_id`` is the sha256 of the tensors (:func:`tvreid_sdk.modeling.checkpoint.weights_digest`), so
    re-exporting the same weights gives the same id;
 3. export the ONNX graphs (:func:`export.onnx_export.export_module`, the family's wrapper and I/O spec per role;
-   fp32 first, fp16 converted from it) and check that every cuda-fused graph has one fused attention node per block;
+   fp32 first, fp16 converted from it, INT8 quantized from it with :mod:`export.int8` on the calibration feeds —
+   real frames/captions passed in, else the family's synthetic probe generator with another seed) and check that
+   every cuda-fused graph has one fused attention node per block;
 4. run :func:`export.parity.run_parity` on every graph against the family's probe and eager reference, and refuse to
    write the bundle if any gate fails;
 5. with ``trt``: build engines from the ONNX (:mod:`export.trt`; one optimisation profile per graph input, all
@@ -42,6 +44,7 @@ from tvreid_sdk.modeling.weights import save_safetensors
 from .families import ExportFamily, export_family
 from .formats import ExportFormat, selected_formats
 from .fp16 import convert_to_fp16
+from .int8 import Calibration, quantize_int8
 from .onnx_export import OPSET, export_module, set_metadata, tool_versions
 from .optimize import check_fused_attention
 from .parity import GraphArtifact, Probe, require_passed, run_parity, summary
@@ -105,8 +108,10 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
                   roles: tuple[str, ...] | None = None, trt_runtime: str | None = None, trt_target: str | None = None,
                   workspace_bytes: int = DEFAULT_WORKSPACE, timing_cache: str | os.PathLike | None = None,
                   parity_seed: int = 0, fused: bool = True, progress_bar: Callable[..., Any] | None = None,
-                  source: Mapping[str, Any] | None = None,
-                  description: str | None = None) -> tuple[Bundle, list[SummaryRow]]:
+                  source: Mapping[str, Any] | None = None, description: str | None = None,
+                  int8: bool = False,
+                  calibration: Calibration | Callable[[ArchCfg, int], Calibration] | None = None,
+                  calib_items: int = 32) -> tuple[Bundle, list[SummaryRow]]:
     """Export a checkpoint of any registered family to a bundle directory.
 
     Args:
@@ -133,6 +138,14 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         source: extra facts about where the weights came from, merged into ``manifest.export["source"]`` (zero-shot
             bundles: ``kind``, the weight file's ``sha256`` and ``format``; see :mod:`export.zero_shot`).
         description: the manifest's description (default: from the family).
+        int8: also write static INT8 (QDQ) graphs of the default variant (:mod:`export.int8`), gated against the
+            eager fp32 reference (cosine ≥ 0.99 per item, mean ≥ 0.995).
+        calibration: INT8 calibration inputs per role (real frames/captions), or a reader called with
+            ``(arch, num_frames)`` once the checkpoint is loaded that returns them (the CLI's ``--calib``,
+            :func:`cli.calib.calibration_reader`); default: the family's synthetic probe generator
+            (seed ``parity_seed + 1``), recorded as such in
+            ``manifest.export["int8"]["calibration"]``.
+        calib_items: at most this many calibration items per role.
 
     Returns:
         ``(bundle, rows)``: the loaded, verified bundle and the summary table rows.
@@ -160,8 +173,24 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
     tokenizer = tokenizer_cfg(arch)
     progress(f"exporting {arch.name} ({arch.family}, T={num_frames}, D={arch.output_dim}) from {ckpt.path.name} "
              f"to {out}")
-    formats = [f for f in selected_formats(onnx=onnx, trt=trt, fp16=fp16) if f.variant in spec.variants
+    formats = [f for f in selected_formats(onnx=onnx, trt=trt, fp16=fp16, int8=int8) if f.variant in spec.variants
                and (fused or f.variant != "cuda-fused")]
+    if calibration is not None and not int8:
+        raise ConfigError("calibration data only applies to INT8 exports; add --int8 or drop --calib")
+    if int8:
+        if not onnx:
+            raise ConfigError("--int8 writes ONNX graphs; drop --no-onnx")
+        if callable(calibration):
+            calibration = calibration(arch, num_frames)
+        if calibration is None:
+            calibration = Calibration(hooks.probe(ckpt, parity_seed + 1).feeds,
+                                      f"synthetic (the {spec.name} family's parity-probe generator, seed "
+                                      f"{parity_seed + 1}; no --calib given)")
+        calibration = calibration.limited(calib_items)
+        missing = [r for r in roles if calibration.items(r) == 0]
+        if missing:
+            raise ConfigError(f"the calibration source has no items for {', '.join(missing)}; give a --calib "
+                              "source with frames and captions, or drop --calib to use the synthetic generator")
     with BundleWriter(out, overwrite=overwrite) as writer, tempfile.TemporaryDirectory(prefix="tvreid-export-") as tmp:
         state = {k: v.detach().float().contiguous() for k, v in towers.state_dict().items()}
         meta = {k: ckpt.metadata[k] for k in hooks.carry_metadata if k in ckpt.metadata}  # e.g. tvreid_tfclip
@@ -172,7 +201,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
         n_onnx = sum(f.kind == "onnx" for f in formats) * len(roles)
         with _bar(progress_bar, n_onnx, "exporting ONNX graphs", "graph") as bar:
             graphs, export_info = _export_onnx(writer, Path(tmp), hooks, ckpt, formats, roles, model_id,
-                                               bundled=onnx, progress=progress, on_graph=bar.update)
+                                               bundled=onnx, progress=progress, on_graph=bar.update,
+                                               calibration=calibration)
         progress(f"parity: {len(graphs)} graph(s) against PyTorch on ONNX Runtime")
         probe = hooks.probe(ckpt, parity_seed)
         reference = hooks.reference(ckpt, probe.feeds)
@@ -239,12 +269,15 @@ def _description(arch: ArchCfg) -> str:
 
 def _export_onnx(writer: BundleWriter, tmp: Path, hooks: ExportFamily, ckpt: LoadedCheckpoint,
                  formats: list[ExportFormat], roles: tuple[str, ...], model_id: str, *, bundled: bool,
-                 progress: Callable[[str], None],
-                 on_graph: Callable[[int], None] = lambda n: None) -> tuple[list[GraphArtifact], dict]:
+                 progress: Callable[[str], None], on_graph: Callable[[int], None] = lambda n: None,
+                 calibration: Calibration | None = None) -> tuple[list[GraphArtifact], dict]:
     towers, arch, num_frames, _ = ckpt
     graphs: list[GraphArtifact] = []
     fp32_models: dict[tuple[str, str], onnx.ModelProto] = {}
     info: dict = {"fused_attention_nodes": {}, "fp16": {}}
+    if calibration is not None:
+        info["int8"] = {"calibration": {"source": calibration.source,
+                                        "items": {r: calibration.items(r) for r in roles}}, "graphs": {}}
     onnx_formats = sorted((f for f in formats if f.kind == "onnx"), key=lambda f: f.precision != "fp32")  # fp32 first
     for fmt in onnx_formats:
         for role in roles:
@@ -260,6 +293,13 @@ def _export_onnx(writer: BundleWriter, tmp: Path, hooks: ExportFamily, ckpt: Loa
                                       hooks.graph_spec(arch, role, num_frames, towers), path, arch=arch,
                                       metadata=meta, fused_attention=fused)
                 fp32_models[(role, fmt.variant)] = model
+            elif fmt.precision == "int8":
+                progress(f"  {name} (int8 QDQ, {calibration.items(role)} calibration items; LayerNorm/Softmax/"
+                         "projection/L2-norm kept fp32)")
+                model, qstats = quantize_int8(fp32_models[(role, fmt.variant)], calibration.feeds[role])
+                set_metadata(model, meta)
+                onnx.save(model, str(path))
+                info["int8"]["graphs"][name] = vars(qstats)
             else:
                 progress(f"  {name} (fp16, LayerNorm/Softmax/L2-norm kept fp32)")
                 model, stats = convert_to_fp16(fp32_models[(role, fmt.variant)])

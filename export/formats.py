@@ -18,9 +18,10 @@ class ExportFormat:
         name: registry key, e.g. ``onnx-fp16``.
         kind: manifest artifact kind (``onnx`` | ``trt_plan``).
         suffix: file name suffix after the role (``text_encoder`` + ``.fp16.onnx``).
-        precision: ``fp32`` | ``fp16``.
+        precision: ``fp32`` | ``fp16`` | ``int8``.
         variant: manifest variant (``default`` | ``cuda-fused``).
-        flag: the CLI flag that turns it on (``onnx`` | ``trt``); fp16 formats also need ``--fp16``.
+        flag: the CLI flag that turns it on (``onnx`` | ``trt``); fp16 formats also need ``--fp16``, int8 formats
+            ``--int8``.
         requires: what must be installed/present to build it.
         runs_on: where the artifact is meant to run.
     """
@@ -49,6 +50,8 @@ for _fmt in (
                  "ONNX Runtime CUDA EP (com.microsoft.Attention; CPU kernels exist)"),
     ExportFormat("onnx-fused-fp16", "onnx", ".fused.fp16.onnx", "fp16", "cuda-fused", "onnx", "onnx, torch",
                  "ONNX Runtime CUDA EP"),
+    ExportFormat("onnx-int8", "onnx", ".int8.onnx", "int8", "default", "onnx", "onnx, onnxruntime (quantization)",
+                 "ONNX Runtime CPU (VNNI/AMX int8 kernels); static QDQ, per-channel weights"),
     ExportFormat("trt", "trt_plan", ".plan", "fp32", "default", "trt", 'tensorrt + GPU (pip install "tvreid[trt]")',
                  "the GPU and TensorRT version it was built with"),
     ExportFormat("trt-fp16", "trt_plan", ".fp16.plan", "fp16", "default", "trt",
@@ -57,12 +60,13 @@ for _fmt in (
     EXPORT_FORMATS.register(_fmt.name, _fmt)
 
 
-def selected_formats(*, onnx: bool, trt: bool, fp16: bool) -> list[ExportFormat]:
-    """Formats an export with these CLI flags produces (fp32 ONNX is always built: engines and parity need it)."""
+def selected_formats(*, onnx: bool, trt: bool, fp16: bool, int8: bool = False) -> list[ExportFormat]:
+    """Formats an export with these CLI flags produces (fp32 ONNX is always built: engines, INT8 and parity need
+    it)."""
     chosen = []
     for name in EXPORT_FORMATS:
         fmt = EXPORT_FORMATS.get(name)
-        if fmt.precision == "fp16" and not fp16:
+        if (fmt.precision == "fp16" and not fp16) or (fmt.precision == "int8" and not (int8 and onnx)):
             continue
         if fmt.kind == "onnx" and (onnx or fmt.name == "onnx" or (trt and fmt.name == "onnx-fp16")):
             chosen.append(fmt)

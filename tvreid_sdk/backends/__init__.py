@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..bundle import Bundle
 from ..errors import BackendUnavailableError
-from . import onnxrt, tensorrt, torch_backend  # noqa: F401  (registration; none imports torch/TensorRT here)
+from . import onnxrt, openvino_backend, tensorrt, torch_backend  # noqa: F401  (registration; none imports
+# torch/TensorRT/OpenVINO here)
 from .base import BACKENDS, Backend
 from ..registry import module_available
 

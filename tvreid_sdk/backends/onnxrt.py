@@ -38,7 +38,8 @@ class OrtBackend(Backend):
     Args:
         bundle: the bundle.
         device: ``cpu`` or ``cuda[:N]``.
-        precision: ``fp32`` or ``fp16`` (default: fp16 on CUDA when the bundle has it, else fp32).
+        precision: ``fp32``, ``fp16`` or ``int8`` (a bundle exported with ``--int8``; default: fp16 on CUDA when
+            the bundle has it, else fp32).
         threads: intra-op threads on the CPU (0 = ONNX Runtime's default).
     """
 
@@ -71,6 +72,11 @@ class OrtBackend(Backend):
         self.use_cuda_graphs = self.cuda
         self._artifacts = {role: art for role in ROLES if (art := self._pick(role)) is not None}
         required = self.manifest.spec.required_role
+        if required not in self._artifacts and precision is not None and not any(self._has(r, precision)
+                                                                             for r in ROLES):
+            flag = {"int8": " --int8", "fp16": " --fp16"}.get(precision, "")
+            raise BundleError(f"{bundle.root}: the bundle has no {precision} ONNX graphs; re-export it with "
+                              f"`tvreid export{flag}` or pick another precision")
         if required not in self._artifacts:
             raise BundleError(f"{bundle.root}: no {required} ONNX graph in manifest.json; re-export the bundle")
 

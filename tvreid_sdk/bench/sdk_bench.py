@@ -128,6 +128,8 @@ def backend_variants(bundle: Bundle, names: list[str], device: str) -> tuple[lis
         BACKENDS.get(name)  # unknown names raise RegistryKeyError listing the choices
         if name == "ort-cpu":
             variants.append(Variant(name, "fp32", "cpu"))
+            if "int8" in onnx_precisions:  # a bundle exported with --int8
+                variants.append(Variant(name, "int8", "cpu"))
         elif name == "ort-cuda":
             if not gpu:
                 skipped.append(skipped_row("encoders", name, "-", "no CUDA device in this run"))
