@@ -27,6 +27,7 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "tensorrt": ("tensorrt", "trt"),
     "tensorrt_rtx": ("tensorrt-rtx-cu13-bindings", "rtx"),
     "cuda": ("cuda-python", "gpu"),
+    "openvino": ("openvino", "openvino"),
     "faiss": ("faiss-cpu", "scale"),
 }
 
