@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from .progress import Progress, quiet_option
-from .source_opts import conflict_failure, on_conflict_option, source_name_option
+from .source_opts import conflict_failure, echo_report, on_conflict_option, source_name_option
 
 
 @click.command()
@@ -85,11 +84,7 @@ def ingest(video, tracks_path, camera, start_time, bundle_path, gallery_path, ba
         finally:
             bar.close()
         total = len(gallery)
-    if as_json:
-        click.echo(json.dumps(report.to_dict() | {"gallery": str(gpath), "gallery_size": total}, indent=2))
-    else:
-        click.echo(report.summary())
-        click.echo(f"gallery {gpath}: {total} tracklet(s)")
+    echo_report(report, gpath, total, as_json)
 
 
 COMMANDS = [ingest]

@@ -1,6 +1,8 @@
 """Options and messages shared by the commands that write tracklets into a gallery (index, ingest)."""
 from __future__ import annotations
 
+import json
+
 import click
 
 source_name_option = click.option(
@@ -17,3 +19,13 @@ def conflict_failure(exc) -> str:
     """The CLI's one line for a :class:`~tvreid_sdk.errors.GalleryConflictError` (options, not SDK arguments)."""
     return (f"{exc}; re-run with --on-conflict skip to keep the stored tracklets, --on-conflict replace to overwrite "
             "them, or --source-name NAME to index this source under a name of its own")
+
+
+def echo_report(report, gallery_path, gallery_size: int, as_json: bool) -> None:
+    """The closing output of ingest and watch: the report's JSON (with the gallery and its size), or its summary."""
+    if as_json:
+        click.echo(json.dumps(report.to_dict() | {"gallery": str(gallery_path), "gallery_size": gallery_size},
+                              indent=2))
+    else:
+        click.echo(report.summary())
+        click.echo(f"gallery {gallery_path}: {gallery_size} tracklet(s)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
 import sys
 import threading
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .source_opts import source_name_option
+from .source_opts import echo_report, source_name_option
 
 
 @click.command()
@@ -115,11 +114,7 @@ def watch(source, camera, gallery_path, bundle_path, backend, detector, every, s
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-    if as_json:
-        click.echo(json.dumps(report.to_dict() | {"gallery": str(gpath), "gallery_size": total}, indent=2))
-    else:
-        click.echo(report.summary())
-        click.echo(f"gallery {gpath}: {total} tracklet(s)")
+    echo_report(report, gpath, total, as_json)
 
 
 COMMANDS = [watch]

@@ -32,7 +32,6 @@ bit-for-bit at 224². ``image_size`` changes the geometry (e.g. ``(224, 224)`` f
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.checkpoint import DEFAULT_NUM_FRAMES, LoadedCheckpoint
 from tvreid_sdk.modeling.factory import create_model, resolve_arch
 from tvreid_sdk.modeling.weights import weight_file_format
+from tvreid_sdk.bundle import sha256_file
 
 from .build import SummaryRow, export_bundle
 
@@ -52,15 +52,6 @@ DEFAULT_IMAGE_SIZE = (256, 128)
 #: The architectures of the published CLIP weights tvreid names (any plain-ViT registered arch is accepted).
 ZERO_SHOT_ARCHS = ("clip-vit-b32", "clip-vit-b16")
 ZERO_SHOT_KIND = "zero-shot"
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def zero_shot_arch(arch: str | ArchCfg = "clip-vit-b16", image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE, *,
@@ -168,7 +159,7 @@ def export_zero_shot(path: str | os.PathLike, out: str | os.PathLike, *, arch: s
     ckpt = load_clip_checkpoint(path, arch, image_size=image_size, num_frames=num_frames,
                                 allow_torchscript=allow_torchscript, quick_gelu=quick_gelu)
     h, w = ckpt.arch.preprocess.image_size
-    source = {"kind": ZERO_SHOT_KIND, "sha256": file_sha256(path), "format": weight_file_format(path),
+    source = {"kind": ZERO_SHOT_KIND, "sha256": sha256_file(path), "format": weight_file_format(path),
               "arch": ckpt.arch.name, "image_size": [h, w], "activation": "quick_gelu" if quick_gelu else "gelu"}
     description = (f"zero-shot CLIP ({ckpt.arch.name}, {h}x{w}, weights {path.name}, sha256 "
                    f"{source['sha256'][:12]}): text-to-video person search without re-ID training")
