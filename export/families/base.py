@@ -9,6 +9,8 @@ variants from ``FamilySpec.variants``.
 """
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 from torch import nn
 
@@ -23,7 +25,7 @@ from ..onnx_export import GraphSpec, graph_spec
 from ..parity import Probe, make_probe, towers_reference
 
 
-class ExportFamily:
+class ExportFamily(abc.ABC):
     """How one family's checkpoints become graphs. Subclasses set :attr:`name` and implement :meth:`build_wrapper`;
     the other hooks default to CLIP-style towers (``encode_text``/``encode_video``/``encode_image``) and the standard
     graph I/O of :func:`export.onnx_export.graph_spec`.
@@ -81,9 +83,9 @@ class ExportFamily:
                                    "export the default variant")
         return self.build_wrapper(towers, role, num_frames, fused).eval()
 
+    @abc.abstractmethod
     def build_wrapper(self, towers: nn.Module, role: str, num_frames: int, fused: bool) -> nn.Module:
         """Build ``role``'s wrapper module (called by :meth:`graph_module`, which checks the request)."""
-        raise NotImplementedError(f"export family {self.name!r} defines no graph wrappers")
 
     def graph_spec(self, arch: ArchCfg, role: str, num_frames: int, towers: nn.Module) -> GraphSpec:
         """``role``'s graph I/O for ``towers`` (default: :func:`export.onnx_export.graph_spec`, ``arch.output_dim``
