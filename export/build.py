@@ -15,11 +15,12 @@ Every family goes through the same steps; what differs is asked of its :class:`~
 3. export the ONNX graphs (:func:`export.onnx_export.export_module`, the family's wrapper and I/O spec per role;
    fp32 first, fp16 converted from it, INT8 quantized from it with :mod:`export.int8` on the calibration feeds —
    real frames/captions passed in, else the family's synthetic probe generator with another seed) and check that
-   every cuda-fused graph has one fused attention node per block;
+   every cuda-fused graph has one fused attention node per block; a causal text tower (dmca) gets a dynamic token
+   axis (:func:`export.onnx_export.with_dynamic_tokens`), so CPU runtimes feed only the columns up to the last EOT;
 4. run :func:`export.parity.run_parity` on every graph against the family's probe and eager reference, and refuse to
    write the bundle if any gate fails;
 5. with ``trt``: build engines from the ONNX (:mod:`export.trt`; one optimisation profile per graph input, all
-   sharing the batch range), record :class:`EngineMeta` and the inspector's attention counts;
+   sharing the batch range; the token axis spans 1..77), record :class:`EngineMeta` and the inspector's attention counts;
 6. write ``manifest.json`` (schema 2, ``family_cfg`` typed) and move the bundle into place.
 """
 from __future__ import annotations

@@ -9,6 +9,10 @@ clean for GPU runtimes:
   (:func:`attend`), or, with ``fused_attention=True``, emitted as one ``com.microsoft.Attention`` node per block
   (:class:`FusedAttentionFn`: ONNX Runtime's fused kernel; CPU and CUDA kernels exist; ``unidirectional=1`` is the
   text tower's causal mask);
+* a text tower whose pooled token sees only earlier tokens (causal attention, EOT pooling) can be exported with a
+  dynamic token axis (:class:`PrefixTextRunner`): runtimes then feed only the first ``max(eot)+1`` columns, and the
+  graph still has no run-time shape arithmetic (its reshapes use ONNX's "0 = copy this dim", :class:`CopyDimsReshape`;
+  positions and the causal mask come from the ids themselves);
 * the vision graphs take ``uint8`` NHWC frames and do ``/255``, mean/std and NHWC→NCHW inside the graph
   (:class:`PixelNormalize`, with the mean/std of the manifest's :class:`~tvreid_sdk.config.PreprocessCfg`);
 * ``LayerNormalization`` (opset ≥ 17, :func:`layer_norm`), ``Softmax`` and the final L2-normalisation
@@ -55,6 +59,50 @@ def attend(qkv: torch.Tensor, length: int, width: int, heads: int, causal: bool)
     att = torch.softmax(att, dim=-1)
     out = torch.matmul(att, v)  # [N,h,L,d]
     return out.transpose(1, 2).reshape(-1, length, width)  # [N,L,W]
+
+
+class CopyDimsReshape(torch.autograd.Function):
+    """Reshape to a constant shape in which ``0`` copies the input's dim and one ``-1`` is inferred (ONNX ``Reshape``
+    semantics; the exporter wants the ``-1``).
+
+    Eager: the same reshape. ONNX: one ``Reshape`` with a constant shape, so a dynamic axis (batch, tokens) passes
+    through without ``Shape``/``Gather``/``Concat`` nodes.
+    """
+
+    @staticmethod
+    def forward(ctx, x, shape: tuple[int, ...]):
+        return x.reshape([x.shape[i] if d == 0 else d for i, d in enumerate(shape)])  # -1 stays -1
+
+    @staticmethod
+    def symbolic(g, x, shape: tuple[int, ...]):
+        return g.op("Reshape", x, g.op("Constant", value_t=torch.tensor(shape, dtype=torch.int64)))
+
+
+def attend_dynamic(qkv: torch.Tensor, width: int, heads: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """Like :func:`attend` for a dynamic token count: packed ``[N,L,3W]`` → ``[N,L,W]``; ``mask`` is an additive
+    ``[L,L]`` (``-inf`` where a query must not look) or ``None``."""
+    head_dim = width // heads
+    qkv = CopyDimsReshape.apply(qkv, (-1, 0, 3, heads, head_dim)).permute(2, 0, 3, 1, 4)  # [3,N,h,L,d]
+    scale = head_dim ** -0.25
+    q, k, v = qkv[0] * scale, qkv[1] * scale, qkv[2]  # [N,h,L,d]
+    att = torch.matmul(q, k.transpose(-1, -2))  # [N,h,L,L]
+    if mask is not None:
+        att = att + mask
+    out = torch.matmul(torch.softmax(att, dim=-1), v)  # [N,h,L,d]
+    return CopyDimsReshape.apply(out.transpose(1, 2), (-1, 0, width))  # [N,L,W]
+
+
+def token_positions(input_ids: torch.Tensor) -> torch.Tensor:
+    """``int [B,L]`` ids → ``int64 [L]`` positions ``0..L-1``, computed from the ids (no ``Shape`` op)."""
+    ones = input_ids[0].to(torch.int64) * 0 + 1  # [L]
+    return torch.cumsum(ones, dim=0) - 1  # [L]
+
+
+def causal_mask(positions: torch.Tensor) -> torch.Tensor:
+    """``[L]`` positions → additive ``[L,L]`` float mask, ``-inf`` above the diagonal (a token sees itself and
+    earlier tokens)."""
+    future = positions.unsqueeze(1) < positions.unsqueeze(0)  # [L,L]: column after row
+    return torch.where(future, torch.tensor(float("-inf")), torch.tensor(0.0))  # [L,L]
 
 
 def layer_norm(ln: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
@@ -112,6 +160,35 @@ class TransformerRunner(nn.Module):
             x = x + self.attention(block.attn, layer_norm(block.ln_1, x))
             x = x + block.mlp(layer_norm(block.ln_2, x))
         return x
+
+
+class PrefixTextRunner(nn.Module):
+    """Runs a causal text tower over a dynamic token count ``L`` (≤ the context length): the graph's token axis is
+    dynamic, and feeding the first ``max(eot)+1`` columns gives the EOT rows the same values as the full context
+    (a token attends to itself and earlier tokens only).
+
+    Args:
+        transformer: the text tower's transformer.
+        fused_attention: emit ``com.microsoft.Attention`` (``unidirectional=1``) instead of MatMul/Softmax/MatMul.
+    """
+
+    def __init__(self, transformer: Transformer, fused_attention: bool):
+        super().__init__()
+        self.transformer = transformer
+        self.fused_attention = fused_attention
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # [N,L,W], additive [L,L]
+        width = self.transformer.width
+        for block in self.transformer.resblocks:
+            assert isinstance(block, ResidualAttentionBlock)
+            attn, h = block.attn, layer_norm(block.ln_1, x)
+            if self.fused_attention:
+                out = FusedAttentionFn.apply(h, attn.in_proj_weight.t(), attn.in_proj_bias, attn.heads, True)
+            else:
+                out = attend_dynamic(F.linear(h, attn.in_proj_weight, attn.in_proj_bias), width, attn.heads, mask)
+            x = x + attn.out_proj(out)
+            x = x + block.mlp(layer_norm(block.ln_2, x))
+        return x  # [N,L,W]
 
 
 class PixelNormalize(nn.Module):

@@ -40,11 +40,19 @@ _SHAPE_CONSUMERS = {"Reshape", "Expand", "ConstantOfShape", "Tile", "Slice", "Ra
 
 @dataclasses.dataclass(frozen=True)
 class GraphSpec:
-    """What a role's graph takes and returns (static dims; batch is always dynamic)."""
+    """What a role's graph takes and returns. Batch is always dynamic; a ``str`` dim after it is another dynamic
+    axis (its name), whose largest size ``axis_sizes`` gives (the text graph's ``tokens``: the context length)."""
 
     role: str
-    inputs: tuple[tuple[str, int, tuple[int, ...]], ...]  # (name, onnx elem type, dims after batch)
+    inputs: tuple[tuple[str, int, tuple[int | str, ...]], ...]  # (name, onnx elem type, dims after batch)
     output: tuple[str, tuple[int, ...]] = ("embeddings", ())
+    axis_sizes: tuple[tuple[str, int], ...] = ()  # dynamic axis name → largest size
+
+    def max_dims(self, name: str) -> tuple[int, ...]:
+        """Input ``name``'s dims after batch, every dynamic axis at its largest size."""
+        sizes = dict(self.axis_sizes)
+        dims = next(d for n, _, d in self.inputs if n == name)
+        return tuple(sizes[d] if isinstance(d, str) else d for d in dims)
 
 
 def graph_spec(arch: ArchCfg, role: str, num_frames: int) -> GraphSpec:
@@ -62,14 +70,22 @@ def graph_spec(arch: ArchCfg, role: str, num_frames: int) -> GraphSpec:
     raise ValueError(f"unknown graph role {role!r}; known: {ROLES}")
 
 
+def with_dynamic_tokens(spec: GraphSpec) -> GraphSpec:
+    """``spec`` with the ``input_ids`` token axis dynamic (``tokens``, at most its static size), for text graphs that
+    give the same EOT embedding for any prefix covering the EOT (:class:`export.graph_kit.PrefixTextRunner`)."""
+    (context,) = spec.max_dims("input_ids")
+    inputs = tuple((name, elem, ("tokens",) if name == "input_ids" else dims) for name, elem, dims in spec.inputs)
+    return dataclasses.replace(spec, inputs=inputs, axis_sizes=(*spec.axis_sizes, ("tokens", context)))
+
+
 def dummy_inputs(spec: GraphSpec, batch: int = DUMMY_BATCH, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Random example inputs for tracing, in range: uint8 pixels, token ids, EOT positions inside the context;
     other integer inputs (e.g. a camera id) are 0."""
     gen = torch.Generator().manual_seed(seed)
-    dims = {name: d for name, _, d in spec.inputs}
-    context = dims.get("input_ids", (2,))[0]
+    context = spec.max_dims("input_ids")[0] if any(n == "input_ids" for n, _, _ in spec.inputs) else 2
     out = []
-    for name, elem, shape in spec.inputs:
+    for name, elem, _ in spec.inputs:
+        shape = spec.max_dims(name)
         if elem == TensorProto.UINT8:
             out.append(torch.randint(0, 256, (batch, *shape), generator=gen, dtype=torch.uint8))
         elif name == "eot_index":
@@ -124,7 +140,8 @@ def export_module(module: torch.nn.Module, spec: GraphSpec, path: str | os.PathL
 
 def _torch_export(module, args, path: Path, spec: GraphSpec, fused: bool) -> None:
     names = [name for name, _, _ in spec.inputs]
-    dynamic = {name: {0: "batch"} for name in names}
+    dynamic = {name: {0: "batch", **{i + 1: d for i, d in enumerate(dims) if isinstance(d, str)}}
+               for name, _, dims in spec.inputs}
     dynamic[spec.output[0]] = {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
@@ -202,7 +219,7 @@ def _run_single(evaluator_cls, node: onnx.NodeProto, values: list) -> list:
 
 
 def _set_io_shapes(model: onnx.ModelProto, spec: GraphSpec) -> None:
-    """Write the declared I/O shapes (``batch`` + static dims) so readers never see exporter-invented names."""
+    """Write the declared I/O shapes (``batch`` + the spec's dims) so readers never see exporter-invented names."""
     for vi in model.graph.input:
         dims = next(d for name, _, d in spec.inputs if name == vi.name)
         _write_dims(vi, ("batch", *dims))

@@ -8,8 +8,8 @@ API differences are feature-detected, never guessed from version strings:
   the fp16 ONNX, whose fp32 islands (LayerNorm, Softmax, L2-norm) come from :mod:`export.fp16`.
 * fp32 engines are built strongly typed where the flag exists, with TF32 off, so "fp32" means fp32.
 
-Each build sets an optimisation profile per input (batch min/opt/max, other dims static), a workspace limit,
-``DETAILED`` profiling verbosity, and reuses/saves a timing cache (a no-op in TensorRT-RTX, which says so). With a
+Each build sets an optimisation profile per input (batch min/opt/max, the text graph's token axis 1..77, other dims
+static), a workspace limit, ``DETAILED`` profiling verbosity, and reuses/saves a timing cache (a no-op in TensorRT-RTX, which says so). With a
 GPU present the plan is deserialised once to dump the engine inspector's JSON, whose attention/``_mha`` layer counts
 prove (or disprove) fused attention. :class:`~tvreid_sdk.bundle.EngineMeta` records TensorRT version, GPU, compute
 capability, CUDA version, precision, profiles and the ONNX/plan sha256.
@@ -142,11 +142,17 @@ def require_trt_and_gpu(runtime: str | None = None) -> tuple[TrtApi, GpuInfo]:
 
 
 def profile_shapes(spec: GraphSpec, min_batch: int, opt_batch: int, max_batch: int) -> tuple:
-    """``((input, min, opt, max), ...)`` with the batch axis dynamic and every other dim static."""
+    """``((input, min, opt, max), ...)`` with the batch axis in the given range and the spec's other dynamic axes
+    (the text graph's ``tokens``) from 1 to their largest size, optimised for the largest."""
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise ConfigError(f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max "
                           f"({max_batch}); fix --min-batch/--opt-batch/--max-batch")
-    return tuple((name, (min_batch, *dims), (opt_batch, *dims), (max_batch, *dims)) for name, _, dims in spec.inputs)
+    out = []
+    for name, _, dims in spec.inputs:
+        top = spec.max_dims(name)
+        low = tuple(1 if isinstance(d, str) else d for d in dims)
+        out.append((name, (min_batch, *low), (opt_batch, *top), (max_batch, *top)))
+    return tuple(out)
 
 
 def _sm_enum(api: TrtApi, cc: str):

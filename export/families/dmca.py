@@ -1,8 +1,8 @@
 """DMCA export: the dual-encoder graphs (text, video, frame) of :class:`~tvreid_sdk.modeling.clip.CLIPTowers`.
 
-* text: ``input_ids int32 [B,77]`` + ``eot_index int32 [B]`` → L2-normalised EOT embedding ``[B,D]``; the EOT token is
-  pooled with a one-hot MatMul against the explicit ``eot_index`` (no ArgMax over token ids: 49406 and 49407 are the
-  same number in fp16), before ``ln_final``/projection (both per-token, so pooling first is the same result for 1/77
+* text: ``input_ids int32 [B,L]`` (a dynamic token axis, ``L`` ≤ 77) + ``eot_index int32 [B]`` → L2-normalised EOT
+  embedding ``[B,D]``; the EOT token is pooled with a one-hot MatMul against the explicit ``eot_index`` (no ArgMax
+  over token ids: 49406 and 49407 are the same number in fp16), before ``ln_final``/projection (both per-token, so pooling first is the same result for 1/77
   of the work);
 * video: ``frames uint8 [B,T,H,W,3]`` → L2-normalised mean over T of the per-frame CLS ``[B,D]``;
 * frame: ``frames uint8 [N,H,W,3]`` → projected CLS ``[N,D]`` (not normalised).
@@ -16,9 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tvreid_sdk.modeling.arch import ArchCfg
 from tvreid_sdk.modeling.clip import CLIPTowers
 
-from ..graph_kit import L2Normalize, PixelNormalize, TransformerRunner, embed_patches, layer_norm
+from ..graph_kit import (L2Normalize, PixelNormalize, PrefixTextRunner, TransformerRunner, causal_mask, embed_patches,
+                         layer_norm, token_positions)
+from ..onnx_export import GraphSpec, graph_spec, with_dynamic_tokens
 from .base import ExportFamily
 
 
@@ -74,7 +77,9 @@ class VideoEncoderGraph(nn.Module):
 
 
 class TextEncoderGraph(nn.Module):
-    """``input_ids int32 [B,77]`` + ``eot_index int32 [B]`` → L2-normalised EOT embedding ``[B,D]``.
+    """``input_ids int32 [B,L]`` + ``eot_index int32 [B]`` → L2-normalised EOT embedding ``[B,D]``, for any token
+    count ``L`` ≤ the context length that covers every row's EOT (the tower is causal, so the columns after a row's EOT
+    never reach its EOT token; runtimes feed ``max(eot)+1`` columns, not 77).
 
     Args:
         towers: the trained towers (eval mode).
@@ -85,16 +90,16 @@ class TextEncoderGraph(nn.Module):
         super().__init__()
         self.text = towers.text
         self.context_length = towers.cfg.text.context_length
-        self.runner = TransformerRunner(self.text.transformer, self.context_length, causal=True,
-                                        fused_attention=fused_attention)
-        self.register_buffer("positions", torch.arange(self.context_length, dtype=torch.int32), persistent=False)
+        self.runner = PrefixTextRunner(self.text.transformer, fused_attention)
         self.l2norm = L2Normalize()
 
-    def forward(self, input_ids: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:  # [B,77], [B]
+    def forward(self, input_ids: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:  # [B,L], [B]
         txt = self.text
-        x = F.embedding(input_ids, txt.token_embedding.weight) + txt.positional_embedding  # [B,77,W]
-        x = self.runner(x)  # [B,77,W]
-        onehot = (eot_index.reshape(-1, 1) == self.positions).to(x.dtype)  # [B,77]
+        positions = token_positions(input_ids)  # [L]
+        pos = F.embedding(positions, txt.positional_embedding)  # [L,W]
+        x = F.embedding(input_ids, txt.token_embedding.weight) + pos  # [B,L,W]
+        x = self.runner(x, causal_mask(positions))  # [B,L,W]
+        onehot = (eot_index.reshape(-1, 1).to(torch.int64) == positions).to(x.dtype)  # [B,L]
         pooled = torch.matmul(onehot.unsqueeze(1), x).reshape(-1, txt.transformer.width)  # [B,W]
         emb = layer_norm(txt.ln_final, pooled) @ txt.text_projection  # [B,D]
         return self.l2norm(emb)
@@ -111,3 +116,8 @@ class DmcaExport(ExportFamily):
         if role == "video_encoder":
             return VideoEncoderGraph(towers, num_frames, fused)
         return FrameEncoderGraph(towers, fused)
+
+    def graph_spec(self, arch: ArchCfg, role: str, num_frames: int, towers: nn.Module) -> GraphSpec:
+        """The standard I/O, with the text graph's token axis dynamic (``tokens``)."""
+        spec = graph_spec(arch, role, num_frames)
+        return with_dynamic_tokens(spec) if role == "text_encoder" else spec

@@ -19,7 +19,7 @@ from tvreid_sdk.modeling.checkpoint import LoadedCheckpoint
 from export_test_utils import NUM_FRAMES, make_towers
 
 EXPECTED_IO = {
-    "text_encoder": ([("input_ids", TensorProto.INT32, ["batch", 77]), ("eot_index", TensorProto.INT32, ["batch"])]),
+    "text_encoder": ([("input_ids", TensorProto.INT32, ["batch", "tokens"]), ("eot_index", TensorProto.INT32, ["batch"])]),
     "video_encoder": ([("frames", TensorProto.UINT8, ["batch", NUM_FRAMES, 64, 32, 3])]),
     "frame_encoder": ([("frames", TensorProto.UINT8, ["batch", 64, 32, 3])]),
 }
@@ -95,6 +95,23 @@ def test_text_graph_pools_the_given_eot_index_not_the_largest_id(graphs, feeds):
     moved = dict(batch, eot_index=(batch["eot_index"] - 30).astype(np.int32))
     b = _run(path, moved)
     assert float((a * b).sum()) < 0.99
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("variant", ["default", "cuda-fused"])
+def test_text_graph_gives_the_same_embedding_for_any_prefix_covering_the_eot(graphs, feeds, precision, variant):
+    """The token axis is dynamic: columns after the last EOT never reach an EOT row (causal tower)."""
+    path, _ = graphs[("text_encoder", precision, variant)]
+    batch = feeds("text_encoder", 4, seed=3)
+    batch["eot_index"] = np.array([5, 11, 2, 30], np.int32)
+    full = _run(path, batch)
+    tol = 2e-3 if precision == "fp16" else 1e-5
+    for width in (31, 40, 76):
+        part = _run(path, {"input_ids": batch["input_ids"][:, :width], "eot_index": batch["eot_index"]})
+        np.testing.assert_allclose(part, full, rtol=0, atol=tol)
+    cut = _run(path, {"input_ids": batch["input_ids"][:, :20], "eot_index": batch["eot_index"]})
+    np.testing.assert_allclose(cut[:3], full[:3], rtol=0, atol=tol)  # rows whose EOT is inside the 20 columns
+    assert float((cut[3] * full[3]).sum()) < 0.999  # row 3's EOT (column 30) was cut off: it cannot match
 
 
 def test_training_mode_and_size_mismatch_are_refused(tmp_path):

@@ -13,6 +13,7 @@ import types
 import numpy as np
 import pytest
 
+from export.families import export_family
 from export.onnx_export import graph_spec
 from export.trt import (TrtApi, attention_summary, build_engine, find_tensorrt, local_gpu, profile_shapes)
 from tvreid_sdk.errors import BackendUnavailableError, ConfigError, ModelFormatError
@@ -48,7 +49,7 @@ def rtx():
 def test_rtx_parses_and_builds_our_graphs_without_gpu(rtx, graphs, towers, tmp_path, role, precision):
     assert rtx.runtime == "tensorrt_rtx" and not rtx.has_fp16_flag and rtx.fp16_source() == "fp16"
     source, _ = graphs[(role, rtx.fp16_source() if precision == "fp16" else "fp32", "default")]
-    spec = graph_spec(towers.cfg, role, NUM_FRAMES)
+    spec = export_family("dmca").graph_spec(towers.cfg, role, NUM_FRAMES, towers)  # text: tokens 1..77
     built = build_engine(rtx, source, tmp_path / f"{role}.plan", spec, precision=precision, min_batch=1,
                          opt_batch=2, max_batch=4, workspace_bytes=1 << 28, target_cc="8.9", require_gpu=False,
                          timing_cache=tmp_path / "cache")
@@ -61,7 +62,8 @@ def test_rtx_parses_and_builds_our_graphs_without_gpu(rtx, graphs, towers, tmp_p
                                                                                        "8.9", "")
     assert meta.trt_version == rtx.version
     first = spec.inputs[0]
-    assert meta.profiles[0] == [first[0], [1, *first[2]], [2, *first[2]], [4, *first[2]]]
+    low = [1 if isinstance(d, str) else d for d in first[2]]  # text: 1 token at least, 77 at most
+    assert meta.profiles[0] == [first[0], [1, *low], [2, *spec.max_dims(first[0])], [4, *spec.max_dims(first[0])]]
     assert built.inspector["available"] is False and "no GPU" in built.inspector["reason"]
     assert built.notes["timing_cache"].startswith("not used") and not (tmp_path / "cache").exists()
     assert built.notes["precision_mode"] == "strongly typed from the ONNX"
@@ -112,6 +114,9 @@ def test_profile_shapes_and_bad_batches(towers):
                                                (64, NUM_FRAMES, 64, 32, 3)),)
     with pytest.raises(ConfigError, match="--max-batch"):
         profile_shapes(spec, 1, 16, 8)
+    text = export_family("dmca").graph_spec(towers.cfg, "text_encoder", NUM_FRAMES, towers)
+    assert profile_shapes(text, 1, 8, 64) == (("input_ids", (1, 1), (8, 77), (64, 77)),
+                                              ("eot_index", (1,), (8,), (64,)))
 
 
 def test_attention_summary_counts_mha_layers():

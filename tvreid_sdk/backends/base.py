@@ -39,7 +39,8 @@ class Backend(abc.ABC):
     # -- what subclasses implement -------------------------------------------------------------
     @abc.abstractmethod
     def _run_text(self, ids: np.ndarray, eot: np.ndarray) -> np.ndarray:
-        """int32 [B,77], int32 [B] → float32 [B,D], L2-normalised."""
+        """int32 [B,L] (L = 77, or fewer columns covering every EOT when :meth:`text_takes_prefix`), int32 [B] →
+        float32 [B,D], L2-normalised."""
 
     @abc.abstractmethod
     def _run_video(self, frames: np.ndarray, cameras: np.ndarray | None = None) -> np.ndarray:
@@ -50,13 +51,29 @@ class Backend(abc.ABC):
     def _run_frames(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [N,H,W,3] → float32 [N,D], not normalised."""
 
+    def text_takes_prefix(self) -> bool:
+        """Whether this backend feeds the text graph only the columns up to each micro-batch's last EOT: the graph
+        must have a dynamic token axis (a causal text tower, e.g. dmca) and the runtime must gain from shorter
+        input (CPU runtimes do; captured CUDA graphs and engines keep the full context). Default: no."""
+        return False
+
     # -- public, checked, micro-batched --------------------------------------------------------
     def encode_text_ids(self, ids: np.ndarray, eot: np.ndarray) -> np.ndarray:
+        """int32 ``[B,ctx]`` token ids + int32 ``[B]`` EOT columns → float32 ``[B,D]``, L2-normalised.
+
+        Raises:
+            ValueError: wrong shapes, or an EOT column outside the context.
+        """
         ids = np.ascontiguousarray(ids, dtype=np.int32)
         eot = np.ascontiguousarray(eot, dtype=np.int32)
         ctx = self.manifest.tokenizer.context_length
         if ids.ndim != 2 or ids.shape[1] != ctx or eot.shape != (ids.shape[0],):
             raise ValueError(f"text input must be ids [B,{ctx}] and eot [B]; got {ids.shape} and {eot.shape}")
+        if eot.size and (eot.min() < 0 or eot.max() >= ctx):
+            raise ValueError(f"eot indices must lie in [0, {ctx}); got {eot.min()}..{eot.max()}")
+        if ids.shape[0] and self.text_takes_prefix():
+            # [b,L], L = the micro-batch's last EOT + 1: the causal graph gives the EOT rows the same values
+            return self._batched(lambda s: self._run_text(ids[s, :int(eot[s].max()) + 1], eot[s]), ids.shape[0])
         return self._batched(lambda s: self._run_text(ids[s], eot[s]), ids.shape[0])
 
     def encode_video(self, frames: np.ndarray, cameras: np.ndarray | None = None) -> np.ndarray:

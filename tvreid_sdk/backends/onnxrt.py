@@ -124,6 +124,12 @@ class OrtBackend(Backend):
                               "the manifest and graphs come from different exports — re-export the bundle")
         return session
 
+    def text_takes_prefix(self) -> bool:
+        """On the CPU, when the text graph's token axis is dynamic (dmca exports since the prefix change)."""
+        if self.cuda or "text_encoder" not in self._artifacts:
+            return False
+        return not isinstance(self.session("text_encoder").get_inputs()[0].shape[1], int)
+
     def _expected_inputs(self, role: str) -> list[tuple]:
         h, w, _ = self.frame_shape
         if role == "text_encoder":

@@ -75,6 +75,12 @@ class OpenVinoBackend(Backend):
                                   "backend='ort-cpu'") from None
         return self._compiled[role]
 
+    def text_takes_prefix(self) -> bool:
+        """On the CPU, when the text graph's token axis is dynamic (GPU/NPU plugins keep the full context)."""
+        if self._ov_device != "CPU" or "text_encoder" not in self._artifacts:
+            return False
+        return self.compiled("text_encoder").inputs[0].get_partial_shape()[1].is_dynamic
+
     def _run(self, role: str, inputs: list[np.ndarray]) -> np.ndarray:
         compiled = self.compiled(role)
         return np.asarray(compiled(inputs[:len(compiled.inputs)])[0], dtype=np.float32)
