@@ -129,9 +129,9 @@ def test_nan_in_torch_checkpoint_is_rejected(tiny, tmp_path):
 @pytest.mark.filterwarnings("ignore:'torch.load' received a zip file")
 def test_torchscript_recognised_by_torch_is_still_refused(torchscript_file, monkeypatch):
     """If our zip sniffing missed an archive layout, torch.load's own TorchScript detection still routes it."""
-    from tvreid_sdk.modeling import weights
+    from tvreid_sdk.modeling import weight_files
 
-    monkeypatch.setattr(weights, "_is_torchscript_archive", lambda path: False)
+    monkeypatch.setattr(weight_files, "_is_torchscript_archive", lambda path: False)
     with pytest.raises(UnsafeCheckpointError, match="TorchScript archive"):
         load_state_dict(torchscript_file)
     assert "visual.proj" in load_state_dict(torchscript_file, allow_torchscript=True)
