@@ -8,9 +8,8 @@ Works on any repository, not only tvreid's. Three kinds of check, each problem n
 2. files and tensors: platform/backend known and consistent, numeric version directories holding the default model
    file, data types set, dims positive or -1, ``reshape`` holding as many elements as ``dims``; for ONNX graphs
    (``onnxruntime_onnx`` models, and python models naming their graph in the ``tvreid.onnx_file`` parameter:
-   tvreid's CPU variant) the inputs
-   and outputs against the graph's: names, data types, and shapes with ``max_batch_size`` and ``reshape`` applied (a
-   dynamic graph dim accepts any config dim);
+   tvreid's CPU variant) the inputs and outputs against the graph's: names, data types, and shapes with
+   ``max_batch_size`` and ``reshape`` applied (a dynamic graph dim accepts any config dim);
 3. ensembles: step models present, ``input_map``/``output_map`` keys that are the step models' tensors, every
    consumed tensor produced once (by an ensemble input or a step), data types and dims consistent along the wiring,
    every ensemble output produced, and ``max_batch_size`` no larger than any step's.

@@ -106,8 +106,8 @@ def _params(config, values: dict[str, str]) -> None:
 def _add_tensor(collection, tensor: TensorIO, model: str) -> None:
     pb = _pb()
     if not tensor.shape or tensor.shape[0] != DYNAMIC:
-        raise ModelFormatError(f"{model}: graph tensor {tensor.name!r} has shape {list(tensor.shape)}: its first (batch) "
-                               "dim must be dynamic for Triton's batching; re-export the bundle")
+        raise ModelFormatError(f"{model}: graph tensor {tensor.name!r} has shape {list(tensor.shape)}: its first "
+                               "(batch) dim must be dynamic for Triton's batching; re-export the bundle")
     item = collection.add()
     item.name, item.data_type = tensor.name, pb.DataType.Value(tensor.data_type)
     inner = tensor.shape[1:]
@@ -183,7 +183,8 @@ def _plan(root: Path, cfg: TritonCfg, bundle: Bundle, role: str, encoder, common
     config.input.extend(encoder.input)
     config.output.extend(encoder.output)
     _scheduled(config, cfg, "KIND_GPU", cfg.instances)
-    _params(config, {**common, "tvreid.role": role, "tvreid.engine": _compact(art.engine.to_dict() if art.engine else {})})
+    engine = _compact(art.engine.to_dict() if art.engine else {})
+    _params(config, {**common, "tvreid.role": role, "tvreid.engine": engine})
     _write(root, config, {"model.plan": bundle.read(art)})
     return config
 

@@ -55,3 +55,18 @@ def test_an_existing_bundle_needs_no_torch_and_options_are_checked(repo, tmp_pat
     assert again.exit_code == 2 and "--overwrite" in again.output
     wrong = _run("export", "--triton-cpu", "--out", tmp_path / "b")
     assert wrong.exit_code == 2 and "--triton-cpu only apply to --format triton" in wrong.output
+
+
+def test_a_checkpoint_is_exported_through_a_temporary_bundle(tmp_path):
+    """A weights file (here the demo model's) goes through the bundle export first: same weights, same model id."""
+    import json
+
+    from tvreid_sdk import demo_paths, load_bundle
+
+    result = _run("export", demo_paths().bundle / "weights.safetensors", "--format", "triton", "--out",
+                  tmp_path / "r", "--quiet")
+    assert result.exit_code == 0, result.output
+    config = (tmp_path / "r" / "tvreid_video_encoder" / "config.pbtxt").read_text()
+    assert load_bundle(demo_paths().bundle).manifest.model_id in config
+    assert not [p for p in tmp_path.iterdir() if p.name != "r"]  # the temporary bundle is gone
+    assert "tvreid_text_query" in result.output

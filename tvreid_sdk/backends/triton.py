@@ -109,7 +109,8 @@ class TritonBackend(Backend):
                 f"the Triton server at {url} serves model {manifest.name or manifest.arch.name!r} (model id "
                 f"{manifest.model_id[:16]}) but {expected_by} holds embeddings of model id {model_id[:16]}; vectors of "
                 "different models are not comparable: load the repository exported from that bundle "
-                "(`tvreid export BUNDLE --format triton`) on the server, or use a gallery indexed with the served model")
+                "(`tvreid export BUNDLE --format triton`) on the server, or use a gallery indexed with the served "
+                "model")
 
     # -- connection and discovery --------------------------------------------------------------
     def _client(self):

@@ -23,7 +23,8 @@ class Seed:
 #: the four mistakes of the issue: field typo, INT64-vs-INT32 dtype, missing reshape, bad ensemble wiring
 SEEDS = (
     Seed(PREFIX + "tokenizer", "max_batch_size:", "max_batch_sizes:", "max_batch_sizes", "max_batch_sizes"),
-    Seed(PREFIX + "text_encoder", 'name: "input_ids"\n  data_type: TYPE_INT32', 'name: "input_ids"\n  data_type: TYPE_INT64',
+    Seed(PREFIX + "text_encoder", 'name: "input_ids"\n  data_type: TYPE_INT32',
+         'name: "input_ids"\n  data_type: TYPE_INT64',
          "input[input_ids].data_type", "input_ids"),
     Seed(PREFIX + "text_encoder", "  reshape {\n  }\n", "", "input[eot_index].dims", "eot_index"),
     Seed(PREFIX + "text_query", 'key: "eot_index"\n      value: "eot_index"\n    }\n    input_map',
