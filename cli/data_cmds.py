@@ -7,6 +7,7 @@ import click
 
 from .progress import Progress, quiet_option, training_progress
 from .source_opts import conflict_failure, on_conflict_option, source_name_option
+from .triton_opts import open_encoder, triton_options
 
 from tvreid_sdk.errors import ConfigError
 
@@ -77,8 +78,9 @@ def _records_from_source(source: str, camera: str | None):
 @source_name_option
 @on_conflict_option
 @quiet_option
+@triton_options
 def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad_frame, source_name,
-          on_conflict, quiet) -> None:
+          on_conflict, quiet, triton, triton_prefix) -> None:
     """Encode the tracklets under SOURCE into a gallery (re-running resumes).
 
     SOURCE is a TV-MARS or MARS root (test tracklets), a CUHK-PEDES / ICFG-PEDES / RSTPReid root (test images, one
@@ -89,11 +91,11 @@ def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad
     Keys are SOURCE-NAME/ID (the dataset's own id stays stored and shown), so several sources share a gallery
     without colliding; a re-run skips only tracklets stored from the same frames, sampler and model.
     """
-    from tvreid_sdk import Encoder, Gallery, demo_paths
+    from tvreid_sdk import Gallery
     from tvreid_sdk.errors import ConfigError, GalleryConflictError
     from tvreid_sdk.ingest import identify_records, index_records
 
-    encoder = Encoder.from_bundle(bundle_path or demo_paths().bundle, backend=backend)
+    encoder = open_encoder(bundle_path, backend, triton, triton_prefix, gallery=gallery_path)
     kind, records = _records_from_source(source, camera)
     gpath = Path(gallery_path)
     with Gallery.open_or_create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim) as gallery:

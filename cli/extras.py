@@ -29,6 +29,7 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "cuda": ("cuda-python", "gpu"),
     "openvino": ("openvino", "openvino"),
     "faiss": ("faiss-cpu", "scale"),
+    "tritonclient": ("tritonclient", "triton"),
 }
 
 #: extra -> the modules a command of that extra needs at once (checked before any work starts)
@@ -38,11 +39,21 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "watch": ("av", "supervision"),
     "trt": ("tensorrt",),
     "scale": ("faiss",),
+    "triton": ("tritonclient", "onnx"),  # Triton's ModelConfig schema + the ONNX graphs the checker compares with
 }
 
 #: commands that need an extra whatever their options (option-level needs are checked inside the commands)
 COMMAND_EXTRAS: dict[str, str] = {"train": "train", "eval": "train", "export": "train", "ingest": "video",
                                   "watch": "watch"}
+
+
+#: options that change what a command needs: (command or "*", option, value or "*") -> (extra, the option's text,
+#: whether it replaces the command's own extra). ``export --format triton`` from a bundle needs no torch.
+OPTION_EXTRAS: dict[tuple[str, str, str], tuple[str, str, bool]] = {
+    ("export", "--format", "triton"): ("triton", "with --format triton", True),
+    ("*", "--triton", "*"): ("triton", "with --triton", False),
+    ("*", "--backend", "torch"): ("train", "with --backend torch", False),
+}
 
 
 class MissingExtraError(TvreidError):
@@ -84,6 +95,28 @@ def require_extra(command: str, extra: str, why: str = "") -> None:
     module = missing_module(EXTRA_MODULES[extra])
     if module is not None:
         raise MissingExtraError(message(command, module, extra, why))
+
+
+def option_value(args: list[str], option: str) -> str | None:
+    """The value of ``option`` in raw command-line ``args`` (``--opt V`` or ``--opt=V``), or None."""
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def command_extras(command: str, args: list[str]) -> list[tuple[str, str]]:
+    """``[(extra, why)]`` that ``tvreid <command> <args>`` needs before it starts (:data:`COMMAND_EXTRAS` and
+    :data:`OPTION_EXTRAS`)."""
+    needs, own = [], COMMAND_EXTRAS.get(command)
+    for (cmd, option, value), (extra, why, replaces) in OPTION_EXTRAS.items():
+        given = option_value(args, option)
+        if cmd in ("*", command) and given is not None and value in ("*", given):
+            needs.append((extra, why))
+            own = None if replaces else own
+    return ([(own, "")] if own else []) + needs
 
 
 def missing_extra_message(command: str, exc: ModuleNotFoundError) -> str | None:

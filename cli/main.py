@@ -8,22 +8,12 @@ import click
 from tvreid_sdk import __version__
 from tvreid_sdk.errors import TvreidError
 
-from .extras import COMMAND_EXTRAS, missing_extra_message, require_extra
+from .extras import command_extras, missing_extra_message, require_extra
 
 
 def _fail(message: str) -> None:
     click.echo("error: " + " ".join(str(message).split()), err=True)
     sys.exit(2)
-
-
-def _option_value(args: list[str], option: str) -> str | None:
-    """The value of ``option`` in raw command-line ``args`` (``--opt V`` or ``--opt=V``), or None."""
-    for i, arg in enumerate(args):
-        if arg == option and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(option + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 class _Group(click.Group):
@@ -34,11 +24,8 @@ class _Group(click.Group):
         name, command, rest = super().resolve_command(ctx, args)
         ctx.meta["tvreid.command"] = name
         if not {"-h", "--help"} & set(rest):  # help needs no extra
-            extra = COMMAND_EXTRAS.get(name or "")
-            if extra:
-                require_extra(name, extra)
-            if _option_value(rest, "--backend") == "torch":
-                require_extra(name, "train", why="with --backend torch")
+            for extra, why in command_extras(name or "", rest):
+                require_extra(name, extra, why=why)
         return name, command, rest
 
     def invoke(self, ctx):

@@ -9,6 +9,7 @@ import click
 from tvreid_sdk.errors import ConfigError, QueryRejectedError
 
 from .times import format_time, parse_time
+from .triton_opts import open_encoder, triton_options
 
 
 def _span(row: dict) -> str:
@@ -40,11 +41,12 @@ def _short(caption: str | None, width: int = 60) -> str:
 @click.option("--exact", is_flag=True, help="Exact search even when the gallery has an ANN index.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML contact sheet.")
+@triton_options
 def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, since, until, backend, exact, as_json,
-          html_path) -> None:
+          html_path, triton, triton_prefix) -> None:
     """Find the tracklets that best match TEXT, e.g. "man in red jacket walking", the person in --image, or the
     gallery tracklet --like TRACKLET_ID."""
-    from tvreid_sdk import Encoder, Gallery, demo_paths, load_bundle
+    from tvreid_sdk import Gallery, demo_paths, load_bundle
     from tvreid_sdk.ingest.builder import is_provisional
 
     if like_key is not None and (text is not None or image_path is not None):
@@ -61,10 +63,11 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
         gallery_path = gallery_path or demo_paths().gallery
         model_id = load_bundle(bundle_path).manifest.model_id if bundle_path else None
     else:
-        if bundle_path is None or gallery_path is None:
+        if (bundle_path is None and triton is None) or gallery_path is None:
             demo = demo_paths()
-            bundle_path, gallery_path = bundle_path or demo.bundle, gallery_path or demo.gallery
-        encoder = Encoder.from_bundle(bundle_path, backend=backend)
+            bundle_path = bundle_path or (demo.bundle if triton is None else None)
+            gallery_path = gallery_path or demo.gallery
+        encoder = open_encoder(bundle_path, backend, triton, triton_prefix, gallery=gallery_path)
         model_id = encoder.model_id
     with Gallery.open(gallery_path, model_id=model_id, readonly=True) as gallery:
         if like_key is not None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .triton_opts import triton_options
+
 _STATE_HELP = "State directory: tokens and audit log (default: a per-user data directory, or $TVREID_STATE)."
 
 
@@ -19,14 +21,16 @@ _STATE_HELP = "State directory: tokens and audit log (default: a per-user data d
 @click.option("--insecure-http", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(1, 1024),
               help="Most text queries per encoder call.")
+@triton_options
 @click.pass_context
 def serve(ctx, gallery, bundle, host, port, state, backend, ssl_certfile, ssl_keyfile, insecure_http,
-          max_batch) -> None:
+          max_batch, triton, triton_prefix) -> None:
     """Serve searches over HTTP: a web page at / and a REST API (/openapi.json) with tokens and an audit log.
 
     \b
     tvreid serve                                   demo model + gallery on http://127.0.0.1:8080/
     tvreid serve --gallery G --bundle B --port 9000
+    tvreid serve --gallery G --triton grpc://triton:8001   encoders on a Triton server
     tvreid serve token add alice --role operator --cameras C1,C2
     """
     if ctx.invoked_subcommand is not None:
@@ -36,7 +40,7 @@ def serve(ctx, gallery, bundle, host, port, state, backend, ssl_certfile, ssl_ke
 
     cfg = ServeCfg(gallery=gallery, bundle=bundle, host=host, port=port, state=state, backend=backend,
                    ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, insecure_http=insecure_http,
-                   max_batch=max_batch)
+                   max_batch=max_batch, triton=triton, triton_prefix=triton_prefix)
     run(cfg, echo=lambda line: click.echo(line))
 
 

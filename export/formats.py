@@ -16,12 +16,13 @@ class ExportFormat:
 
     Attributes:
         name: registry key, e.g. ``onnx-fp16``.
-        kind: manifest artifact kind (``onnx`` | ``trt_plan``).
+        kind: manifest artifact kind (``onnx`` | ``trt_plan``), or ``triton_repository`` for the Triton model
+            repository written beside the bundle (``--format triton``, :mod:`export.triton`).
         suffix: file name suffix after the role (``text_encoder`` + ``.fp16.onnx``).
         precision: ``fp32`` | ``fp16`` | ``int8``.
         variant: manifest variant (``default`` | ``cuda-fused``).
-        flag: the CLI flag that turns it on (``onnx`` | ``trt``); fp16 formats also need ``--fp16``, int8 formats
-            ``--int8``.
+        flag: the CLI flag that turns it on (``onnx`` | ``trt`` | ``format``: ``--format triton``); fp16 formats also
+            need ``--fp16``, int8 formats ``--int8``.
         requires: what must be installed/present to build it.
         runs_on: where the artifact is meant to run.
     """
@@ -56,6 +57,10 @@ for _fmt in (
                  "the GPU and TensorRT version it was built with"),
     ExportFormat("trt-fp16", "trt_plan", ".fp16.plan", "fp16", "default", "trt",
                  'tensorrt + GPU (pip install "tvreid[trt]")', "the GPU and TensorRT version it was built with"),
+    ExportFormat("triton", "triton_repository", "/", "fp32", "default", "format",
+                 'tritonclient + onnx (pip install "tvreid[triton]"); from a bundle, no torch',
+                 "Triton Inference Server: python tokenizer + onnxruntime_onnx (tensorrt_plan with engines) encoders + "
+                 "text_query ensemble; --triton-cpu: python backend + ONNX Runtime CPU"),
 ):
     EXPORT_FORMATS.register(_fmt.name, _fmt)
 

@@ -24,6 +24,7 @@ def test_sdk_import_loads_no_torch_and_no_upper_layers(statement):
     mods = _modules_after(statement)
     assert "torch" not in mods
     assert "tensorrt" not in mods
+    assert "tritonclient" not in mods
     for upper in ("training", "export", "cli"):
         assert upper not in mods, f"{statement!r} imported {upper}"
 

@@ -50,6 +50,33 @@ class Encoder:
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         return cls(bundle, create_backend(bundle, backend, device, precision))
 
+    @classmethod
+    def from_triton(cls, url: str, model_prefix: str = "tvreid_", *, model_id: str | None = None,
+                    expected_by: str = "the caller", timeout: float = 60.0) -> "Encoder":
+        """Encode through a Triton Inference Server holding a repository written by ``tvreid export --format
+        triton`` (needs ``pip install "tvreid[triton]"``).
+
+        The server's model configs carry the bundle's manifest: frames are sampled and resized here as the bundle
+        says, queries are checked here (empty, too long with ``strict``) and tokenized by the server's
+        ``text_query`` ensemble.
+
+        Args:
+            url: ``http://HOST:PORT`` or ``grpc://HOST:PORT`` (``https``/``grpcs`` for TLS; ``HOST:PORT`` is HTTP).
+            model_prefix: the repository's model name prefix.
+            model_id: the model id the server must serve, e.g. ``gallery.model_id``: checked now, before any query.
+            expected_by: who holds ``model_id`` (``"gallery G"``), for the error message.
+            timeout: seconds for connecting and for each request.
+
+        Raises:
+            BackendUnavailableError: no tritonclient, the server unreachable, or no tvreid model with this prefix.
+            RemoteModelError: the server serves another model than ``model_id``.
+        """
+        from .backends.triton import TritonBackend
+
+        backend = TritonBackend(url, model_prefix=model_prefix, model_id=model_id, expected_by=expected_by,
+                                timeout=timeout)
+        return cls(backend.bundle, backend)
+
     @property
     def embed_dim(self) -> int:
         """Length of every vector this encoder returns (``arch.output_dim``: 1536 for cffa ViT-B/16 bundles)."""
@@ -99,7 +126,7 @@ class Encoder:
                 f"query #{row} {text!r} does not fit the model's {self.manifest.tokenizer.context_length}-token limit "
                 "(start/end markers included); shorten it, or call with strict=False to encode its first tokens "
                 "(return_truncated=True tells which queries were cut)")
-        vectors = self.backend.encode_text_ids(batch.ids, batch.eot_index)  # [N,D]
+        vectors = self.backend.encode_texts(texts, batch.ids, batch.eot_index)  # [N,D]
         return (vectors, batch.truncated) if return_truncated else vectors  # flags: bool [N], per call
 
     def prepare_tracklet(self, tracklet: TrackletInput, *, on_bad_frame: str = "fail",

@@ -61,6 +61,10 @@ class BackendUnavailableError(TvreidError):
     """The requested inference backend cannot run here (package or device missing)."""
 
 
+class RemoteModelError(TvreidError):
+    """A remote inference server (Triton) serves another model than expected, or failed a request."""
+
+
 class CorruptInputError(TvreidError):
     """An input image or video frame cannot be decoded safely.
 

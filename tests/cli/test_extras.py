@@ -75,6 +75,22 @@ def test_commands_that_need_an_extra_say_so_in_one_line(command, files):
         assert "--bundle" in line  # the way that works without torch
 
 
+def test_triton_options_name_their_extra(tmp_path):
+    line = assert_one_line(run_without_extras("export", "--format", "triton", "--out", tmp_path / "r"), "export",
+                           "tritonclient", "triton")
+    assert "--format triton" in line
+    line = assert_one_line(run_without_extras("match", "red jacket", "--triton", "http://127.0.0.1:9"), "match",
+                           "tritonclient", "triton")
+    assert "--triton" in line
+
+
+def test_a_triton_repository_of_a_bundle_needs_no_torch(tmp_path):
+    blocked = ",".join(m for m in sorted(MODULE_EXTRAS) if m not in ("tritonclient", "onnx"))
+    result = run_without_extras("export", demo_paths().bundle, "--format", "triton", "--out", tmp_path / "r",
+                                "--quiet", blocked=blocked)
+    assert result.returncode == 0 and (tmp_path / "r" / "tvreid_text_query" / "config.pbtxt").is_file(), result.stderr
+
+
 def test_help_needs_no_extra():
     result = run_without_extras("train", "--help")
     assert result.returncode == 0 and "--data" in result.stdout

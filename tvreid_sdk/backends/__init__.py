@@ -1,4 +1,8 @@
-"""Inference backends behind one interface, chosen by name or automatically."""
+"""Inference backends behind one interface, chosen by name or automatically.
+
+The Triton backend (:mod:`.triton`, a remote server) is not in :data:`BACKENDS`: it needs a URL, not a bundle, and
+is built by :meth:`tvreid_sdk.Encoder.from_triton`.
+"""
 from __future__ import annotations
 
 

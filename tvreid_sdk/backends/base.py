@@ -76,6 +76,11 @@ class Backend(abc.ABC):
             return self._batched(lambda s: self._run_text(ids[s, :int(eot[s].max()) + 1], eot[s]), ids.shape[0])
         return self._batched(lambda s: self._run_text(ids[s], eot[s]), ids.shape[0])
 
+    def encode_texts(self, texts: list[str], ids: np.ndarray, eot: np.ndarray) -> np.ndarray:
+        """Queries → float32 ``[N,D]``: ``texts`` already tokenized into ``ids``/``eot`` by the SDK. Local backends
+        run the ids (:meth:`encode_text_ids`); a remote one may send the texts and let the server tokenize."""
+        return self.encode_text_ids(ids, eot)
+
     def encode_video(self, frames: np.ndarray, cameras: np.ndarray | None = None) -> np.ndarray:
         """uint8 ``[B,T,H,W,3]`` → float32 ``[B,D]``; ``cameras`` int32 ``[B]`` feeds a tfclip model's camera input
         (SIE; 0-based, -1 = unknown); without it every camera is unknown.

@@ -55,6 +55,8 @@ class ServeCfg:
     ssl_keyfile: Optional[str] = None
     insecure_http: bool = False
     max_batch: int = 64
+    triton: Optional[str] = None  # encode through this Triton server (``Encoder.from_triton``)
+    triton_prefix: str = "tvreid_"
 
     @property
     def tls(self) -> bool:
@@ -70,6 +72,9 @@ class ServeCfg:
                               "--ssl-certfile and --ssl-keyfile, or --insecure-http to serve plain HTTP anyway")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0-65535, got {self.port}")
+        if self.triton is not None and self.backend != "auto":
+            raise ConfigError(f"--backend {self.backend} and --triton exclude each other: with --triton the server "
+                              "runs the encoders; drop one of them")
 
 
 class Service:
@@ -87,14 +92,27 @@ class Service:
     @classmethod
     def load(cls, cfg: ServeCfg) -> "Service":
         """Load the model and open the gallery (the demo ones for what is not given)."""
-        from .. import Encoder, Gallery, demo_paths
+        from .. import Encoder, Gallery, demo_paths, load_bundle
+        from ..errors import RemoteModelError
 
         bundle, gallery = cfg.bundle, cfg.gallery
-        if bundle is None or gallery is None:
+        if (bundle is None and cfg.triton is None) or gallery is None:
             demo = demo_paths()
-            bundle, gallery = bundle or demo.bundle, gallery or demo.gallery
-        encoder = Encoder.from_bundle(bundle, backend=cfg.backend)
+            bundle = bundle or (demo.bundle if cfg.triton is None else None)
+            gallery = gallery or demo.gallery
+        if cfg.triton is not None:  # the server's model id is checked against the gallery's before any query
+            with Gallery.open(gallery, readonly=True) as g:
+                gallery_model = g.model_id
+            encoder = Encoder.from_triton(cfg.triton, model_prefix=cfg.triton_prefix, model_id=gallery_model,
+                                          expected_by=f"gallery {gallery}")
+        else:
+            encoder = Encoder.from_bundle(bundle, backend=cfg.backend)
         try:
+            if cfg.triton is not None and bundle is not None and load_bundle(bundle).manifest.model_id \
+                    != encoder.model_id:
+                raise RemoteModelError(f"the Triton server at {cfg.triton} serves model id {encoder.model_id[:16]} "
+                                       f"but --bundle {bundle} is another model; drop --bundle or load that "
+                                       "bundle's repository on the server")
             g = Gallery.open(gallery, model_id=encoder.model_id, readonly=True)
         except BaseException:
             encoder.close()

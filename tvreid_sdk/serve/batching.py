@@ -146,11 +146,11 @@ class MicroBatcher:
         enc = self.encoder
         tokenizer, backend = getattr(enc, "tokenizer", None), getattr(enc, "backend", None)
         spec = getattr(enc.manifest, "spec", None)
-        if tokenizer is None or backend is None or not hasattr(backend, "encode_text_ids") \
+        if tokenizer is None or backend is None or not hasattr(backend, "encode_texts") \
                 or (spec is not None and not spec.has_text):
             return self._timed("encode", enc.encode_text, texts)  # one stage when the parts are not reachable
         batch = self._timed("tokenize", tokenizer, texts)
-        return self._timed("encode", backend.encode_text_ids, batch.ids, batch.eot_index)  # [B,D]
+        return self._timed("encode", backend.encode_texts, texts, batch.ids, batch.eot_index)  # [B,D]
 
     def _run_batch(self, jobs: list[SearchJob]) -> list:
         self.batches += 1
