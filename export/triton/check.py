@@ -244,7 +244,7 @@ def _check_ensemble(name: str, config, configs: dict, root: Path) -> list[Proble
                                                             f"{step.model_name!r}'s max_batch_size "
                                                             f"{target.max_batch_size}"))
         inputs, outputs = {t.name: t for t in target.input}, {t.name: t for t in target.output}
-        for key, tensor in step.input_map.items():
+        for key, tensor in sorted(step.input_map.items()):  # protobuf maps have no stable order
             if key not in inputs:
                 problems.append(Problem(name, f"{where}.input_map[{key}]", f"model {step.model_name!r} has no input "
                                                                            f"{key!r} (its inputs: {sorted(inputs)})"))
@@ -253,7 +253,7 @@ def _check_ensemble(name: str, config, configs: dict, root: Path) -> list[Proble
                                   step.model_name))
         problems += [Problem(name, f"{where}.input_map", f"input {n!r} of model {step.model_name!r} is not mapped")
                      for n, t in inputs.items() if n not in step.input_map and not t.optional]
-        for key, tensor in step.output_map.items():
+        for key, tensor in sorted(step.output_map.items()):
             if key not in outputs:
                 problems.append(Problem(name, f"{where}.output_map[{key}]", f"model {step.model_name!r} has no "
                                                                             f"output {key!r} (its outputs: "
