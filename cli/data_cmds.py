@@ -1,13 +1,11 @@
-"""``tvreid synth`` and ``tvreid index``."""
+"""``tvreid synth``, and the dataset records every command that reads a source shares (``index``, ``manifest``)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from .progress import Progress, quiet_option, training_progress
-from .source_opts import conflict_failure, on_conflict_option, source_name_option
-from .triton_opts import open_encoder, triton_options
+from .progress import training_progress
 
 from tvreid_sdk.errors import ConfigError
 
@@ -65,49 +63,4 @@ def _records_from_source(source: str, camera: str | None):
     return kind, records
 
 
-@click.command()
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
-@click.option("--bundle", "bundle_path", type=click.Path(), help="Model bundle (default: the demo model).")
-@click.option("--gallery", "gallery_path", required=True, type=click.Path(file_okay=False),
-              help="Gallery directory (created when missing).")
-@click.option("--camera", default=None, help="Camera name for every tracklet (default: from file names).")
-@click.option("--backend", default="auto", show_default=True)
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
-@click.option("--on-bad-frame", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="fail: stop at the first corrupt frame; skip: leave it out and report it.")
-@source_name_option
-@on_conflict_option
-@quiet_option
-@triton_options
-def index(source, bundle_path, gallery_path, camera, backend, batch_size, on_bad_frame, source_name,
-          on_conflict, quiet, triton, triton_prefix) -> None:
-    """Encode the tracklets under SOURCE into a gallery (re-running resumes).
-
-    SOURCE is a TV-MARS or MARS root (test tracklets), a CUHK-PEDES / ICFG-PEDES / RSTPReid root (test images, one
-    gallery item each, camera "unknown"), or a folder of tracklet folders (ROOT/<tracklet>/<frame>.jpg).
-    With a tfclip bundle trained with a camera embedding, cameras the training set had (C1, C2...) are fed to the
-    model; other camera names are encoded as unknown.
-
-    Keys are SOURCE-NAME/ID (the dataset's own id stays stored and shown), so several sources share a gallery
-    without colliding; a re-run skips only tracklets stored from the same frames, sampler and model.
-    """
-    from tvreid_sdk import Gallery
-    from tvreid_sdk.errors import ConfigError, GalleryConflictError
-    from tvreid_sdk.ingest import identify_records, index_records
-
-    encoder = open_encoder(bundle_path, backend, triton, triton_prefix, gallery=gallery_path)
-    kind, records = _records_from_source(source, camera)
-    gpath = Path(gallery_path)
-    with Gallery.open_or_create(gpath, model_id=encoder.model_id, embed_dim=encoder.embed_dim) as gallery:
-        name, records = identify_records(gallery, records, source=source, manifest=encoder.manifest,
-                                         source_name=source_name)
-        with Progress(len(records), f"indexing {kind} as {name!r}", "tracklet", quiet=quiet) as bar:
-            try:
-                report = index_records(encoder, gallery, records, batch_size=batch_size, on_bad_frame=on_bad_frame,
-                                       progress=bar.update, on_conflict=on_conflict or "error")
-            except GalleryConflictError as exc:
-                raise ConfigError(conflict_failure(exc)) from None
-    click.echo(f"{gpath}: {report.summary()} (source {name!r})")
-
-
-COMMANDS = [synth, index]
+COMMANDS = [synth]

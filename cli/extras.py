@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 from tvreid_sdk.errors import TvreidError
+from tvreid_sdk.registry import module_available
 
 #: top-level module -> (PyPI package, extra that installs it)
 MODULE_EXTRAS: dict[str, tuple[str, str]] = {
@@ -30,6 +31,8 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "openvino": ("openvino", "openvino"),
     "faiss": ("faiss-cpu", "scale"),
     "tritonclient": ("tritonclient", "triton"),
+    "ray": ("ray[data]", "scale"),
+    "pyarrow": ("pyarrow", "scale"),
 }
 
 #: extra -> the modules a command of that extra needs at once (checked before any work starts)
@@ -117,6 +120,12 @@ def command_extras(command: str, args: list[str]) -> list[tuple[str, str]]:
             needs.append((extra, why))
             own = None if replaces else own
     return ([(own, "")] if own else []) + needs
+def require_module(command: str, module: str, why: str = "") -> None:
+    """Raise :class:`MissingExtraError` when one optional ``module`` (a key of :data:`MODULE_EXTRAS`) is missing:
+    for an option that needs only part of an extra (``index --ray`` needs Ray, not FAISS). Looks the module up
+    without importing it (Ray must see its environment defaults before its first import)."""
+    if not module_available(module):
+        raise MissingExtraError(message(command, module, why=why))
 
 
 def missing_extra_message(command: str, exc: ModuleNotFoundError) -> str | None:

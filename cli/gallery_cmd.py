@@ -1,4 +1,4 @@
-"""``tvreid gallery info|verify|remove|build-index|drop-index``: inspect and maintain a gallery directory."""
+"""``tvreid gallery info|verify|remove|merge|build-index|drop-index``: inspect and maintain a gallery directory."""
 from __future__ import annotations
 
 import json
@@ -153,6 +153,36 @@ def remove(path: str, keys: tuple[str, ...], cameras: tuple[str, ...], before: s
         dropped = g.prune_index()  # index shards left without any tracklet (a --before cut) go whole
         if dropped:
             click.echo(f"dropped {len(dropped)} index shard(s): {', '.join(dropped)}")
+
+
+@gallery.command()
+@click.argument("out", metavar="OUT", type=click.Path(file_okay=False))
+@click.argument("sources", nargs=-1, required=True, metavar="SRC...", type=click.Path(exists=True))
+@click.option("--on-conflict", type=click.Choice(["skip", "replace"]), default=None,
+              help="A key OUT already holds for a different tracklet: skip keeps OUT's row, replace takes SRC's "
+                   "(default: stop with exit 2; that SRC is not merged).")
+def merge(out: str, sources: tuple[str, ...], on_conflict: str | None) -> None:
+    """Merge galleries SRC... (e.g. the shard galleries of `tvreid index --shard I/N`) into gallery OUT.
+
+    OUT is created with the model of the first SRC when missing. Every SRC must hold OUT's model (checked before
+    anything is written). Rows are copied as stored, one transaction per SRC, in the order given; a key already in
+    OUT for the same tracklet is skipped. Source names (key namespaces) are copied too.
+
+    \f
+    Args:
+        out: the target gallery directory.
+        sources: the gallery directories to merge into it.
+        on_conflict: skip or replace (default: error).
+    """
+    from tvreid_sdk.errors import GalleryConflictError
+    from tvreid_sdk.gallery.merge import merge_into
+
+    try:
+        report, total = merge_into(out, sources, on_conflict=on_conflict or "error")
+    except GalleryConflictError as exc:
+        raise ConfigError(f"{exc}; re-run with --on-conflict skip to keep OUT's tracklets or --on-conflict replace "
+                          "to take the merged ones") from None
+    click.echo(f"merged {report.added} tracklet(s) into {out} ({total} in all): {report.summary()}")
 
 
 @gallery.command("build-index")

@@ -50,10 +50,11 @@ def cli() -> None:
 
     \b
     tvreid match "man in red jacket walking"      search the demo gallery
-    tvreid index FRAMES/ --bundle B --gallery G    add tracklets to a gallery
+    tvreid index FRAMES/ --bundle B --gallery G    add tracklets to a gallery (--shard I/N, --ray: scale out)
+    tvreid manifest FRAMES/ --out M.jsonl          list a source's tracklets (tvreid index M.jsonl ...)
     tvreid ingest VIDEO --tracks MOT.txt --camera C --gallery G   video + tracker output -> gallery
     tvreid watch VIDEO|FOLDER|URL --camera C --gallery G   detect, track and index raw footage
-    tvreid gallery info|verify|remove G            inspect, check or prune a gallery
+    tvreid gallery info|verify|remove|merge G      inspect, check, prune or merge galleries
     tvreid train RECIPE --data ROOT --out RUN      train a model
     tvreid export RUN --out BUNDLE                 export it for deployment
     tvreid bench --json bench.json                 latency/throughput on this machine
@@ -62,11 +63,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import (audit_cmd, bench_cmd, data_cmds, export_cmd, gallery_cmd, ingest_cmd, match_cmd, serve_cmd,
-                   train_cmds, watch_cmd)
+    from . import (audit_cmd, bench_cmd, data_cmds, export_cmd, gallery_cmd, index_cmd, ingest_cmd, match_cmd,
+                   serve_cmd, train_cmds, watch_cmd)
 
-    for module in (data_cmds, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd, serve_cmd,
-                   audit_cmd, watch_cmd):
+    for module in (data_cmds, index_cmd, train_cmds, export_cmd, match_cmd, ingest_cmd, gallery_cmd, bench_cmd,
+                   serve_cmd, audit_cmd, watch_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

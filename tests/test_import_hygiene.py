@@ -61,3 +61,10 @@ def test_sdk_sources_never_import_upper_layers():
                     stripped.split()[1].split(".")[0] == pkg for pkg in ("training", "export", "cli")):
                 offenders.append(f"{path}: {stripped}")
     assert offenders == []
+
+
+def test_the_scale_out_modules_import_neither_ray_nor_pyarrow_nor_torch():
+    """Ray and pyarrow (tvreid[scale]) load when a Ray run starts or a Parquet manifest is read, not on import."""
+    mods = _modules_after("import tvreid_sdk.scale, tvreid_sdk.scale.ray_index, tvreid_sdk.scale.stages, "
+                          "tvreid_sdk.ingest.manifest, tvreid_sdk.ingest.shard, tvreid_sdk.gallery.merge")
+    assert not {"ray", "pyarrow", "torch", "onnxruntime"} & mods

@@ -1,6 +1,7 @@
 """The public encoder API: text and tracklets in, L2-normalised embeddings out."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Sequence, Union
 
@@ -8,11 +9,11 @@ import numpy as np
 
 from .backends import create_backend
 from .bundle import Bundle, load_bundle
-from .errors import ConfigError, CorruptInputError, QueryRejectedError
+from .errors import ConfigError, QueryRejectedError
 from .text import Tokenizer
-from .vision.decode import load_tracklet, validate_array
+from .vision.decode import validate_array
+from .vision.prepare import ClipPreparer
 from .vision.preprocess import resize_frame
-from .vision.sampling import FrameSampler
 
 Frame = Union[str, os.PathLike, np.ndarray]
 TrackletInput = Union[Sequence[Frame], np.ndarray]
@@ -33,7 +34,7 @@ class Encoder:
         self.manifest = bundle.manifest
         self.backend = backend
         self.tokenizer = Tokenizer(self.manifest.tokenizer)
-        self.sampler = FrameSampler.from_cfg(self.manifest.sampler.replace(num_frames=self.manifest.num_frames))
+        self.preparer = ClipPreparer.from_manifest(self.manifest)  # the one preparation (local and Ray indexing)
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike | Bundle, backend: str = "auto", device: str | None = None,
@@ -76,6 +77,15 @@ class Encoder:
         backend = TritonBackend(url, model_prefix=model_prefix, model_id=model_id, expected_by=expected_by,
                                 timeout=timeout)
         return cls(backend.bundle, backend)
+
+    @property
+    def sampler(self):
+        """The bundle's :class:`~tvreid_sdk.vision.sampling.FrameSampler` (settable: replaces the preparer's)."""
+        return self.preparer.sampler
+
+    @sampler.setter
+    def sampler(self, value) -> None:
+        self.preparer = dataclasses.replace(self.preparer, sampler=value)
 
     @property
     def embed_dim(self) -> int:
@@ -141,18 +151,7 @@ class Encoder:
                 ``skip`` drops undecodable frames (all bad still raises).
             skipped: when given, receives the :class:`~tvreid_sdk.vision.decode.SkippedFrame` of every dropped frame.
         """
-        items = list(tracklet)  # paths, arrays, or the frames of one [L,H,W,3] array
-        if not items:
-            raise CorruptInputError("a tracklet has no frames; give at least one frame path or array")
-        if all(isinstance(x, np.ndarray) for x in items):
-            frames = [validate_array(x, i) for i, x in enumerate(items)]
-        else:
-            frames, report = load_tracklet([os.fspath(x) for x in items], on_bad_frame=on_bad_frame)
-            if skipped is not None:
-                skipped.extend(report.skipped)
-        idx = self.sampler.indices(len(frames))  # [T] or [C,T]
-        resized = {int(i): resize_frame(frames[int(i)], self.manifest.preprocess) for i in np.unique(idx)}
-        return np.stack([resized[int(i)] for i in idx.ravel()]).reshape(*idx.shape, *self.backend.frame_shape)
+        return self.preparer(tracklet, on_bad_frame=on_bad_frame, skipped=skipped)
 
     def encode_tracklets(self, tracklets: Sequence[TrackletInput], *, on_bad_frame: str = "fail",
                          cameras: Sequence[int | None] | None = None) -> np.ndarray:

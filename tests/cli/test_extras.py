@@ -59,7 +59,7 @@ NEEDS_EXTRA = {
                 "{root}/g"], ("av", "video")),
     "watch": (["watch", "{root}/video.mp4", "--camera", "c", "--gallery", "{root}/g"], ("av", "watch")),
 }
-RUNTIME_ONLY = {"synth", "index", "match", "gallery", "serve", "audit"}
+RUNTIME_ONLY = {"synth", "index", "manifest", "match", "gallery", "serve", "audit"}
 
 
 def test_every_command_is_in_the_table():
@@ -101,11 +101,28 @@ def test_the_torch_backend_option_names_its_extra():
     assert "--backend torch" in line
 
 
+def test_scale_options_name_their_extra_in_one_line(tmp_path, files):
+    """--ray needs Ray and a Parquet manifest needs pyarrow (both from tvreid[scale]); JSONL and --shard need
+    nothing."""
+    (files / "frames" / "t1").mkdir(parents=True, exist_ok=True)
+    line = assert_one_line(run_without_extras("index", files / "frames", "--gallery", tmp_path / "g", "--ray"),
+                           "index", "ray[data]", "scale")
+    assert "with --ray" in line
+    line = assert_one_line(run_without_extras("manifest", files / "frames", "--out", tmp_path / "m.parquet"),
+                           "manifest", "pyarrow", "scale")
+    (tmp_path / "m.parquet").write_bytes(b"PAR1")
+    assert_one_line(run_without_extras("index", tmp_path / "m.parquet", "--gallery", tmp_path / "g"), "index",
+                    "pyarrow", "scale")
+    assert not (tmp_path / "g").exists()
+
+
 def test_runtime_commands_work_without_extras(tmp_path):
     demo = demo_paths()
     synth = run_without_extras("synth", "--out", tmp_path / "s", "--ids", 3, "--image-size", "64x32")
     assert synth.returncode == 0, synth.stderr
-    index = run_without_extras("index", tmp_path / "s", "--gallery", tmp_path / "g")
+    manifest = run_without_extras("manifest", tmp_path / "s", "--out", tmp_path / "m.jsonl")
+    assert manifest.returncode == 0 and "wrote" in manifest.stdout, manifest.stderr
+    index = run_without_extras("index", tmp_path / "m.jsonl", "--gallery", tmp_path / "g", "--shard", "0/1")
     assert index.returncode == 0 and "added" in index.stdout, index.stderr
     match = run_without_extras("match", "man in red jacket walking", "--gallery", tmp_path / "g", "-k", 2)
     assert match.returncode == 0 and "rank" in match.stdout, match.stderr

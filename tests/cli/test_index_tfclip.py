@@ -35,4 +35,21 @@ def test_index_feeds_the_training_camera_of_each_tracklet(run_cli, tmp_path):
         stored = np.stack([e.embedding for e in entries])
         np.testing.assert_allclose(stored, enc.encode_tracklets(frames, cameras=cams), atol=1e-5)
         unknown = enc.encode_tracklets(frames)
+        ray_stages = _through_the_ray_stages(enc, tmp_path / "bundle", [e.record for e in entries])
     assert len(set(cams)) > 1 and ((stored * unknown).sum(1) < 0.9999).all()
+    assert np.array_equal(ray_stages, stored)  # `index --ray` feeds the same cameras, bit for bit
+
+
+def _through_the_ray_stages(enc, bundle, records):
+    """What `tvreid index --ray`'s decode tasks and encoder actor compute (run here without Ray)."""
+    from tvreid_sdk.ingest import sie_camera_index
+    from tvreid_sdk.scale.stages import EncodeActor, decode_batch
+    from tvreid_sdk.vision.prepare import ClipPreparer
+
+    index = sie_camera_index(enc.manifest)
+    frames = np.empty(len(records), dtype=object)
+    frames[:] = [list(r.frame_paths) for r in records]
+    batch = {"i": np.arange(len(records)), "frames": frames,
+             "cam": np.array([index.get(r.camera, -1) for r in records], np.int32)}
+    decoded = decode_batch(batch, ClipPreparer.from_manifest(enc.manifest), on_bad_frame="fail", thumbnails=False)
+    return EncodeActor(str(bundle), backend="ort-cpu", use_cameras=True)(decoded)["emb"]

@@ -12,13 +12,17 @@
   are imported only when a detector or tracker is made).
 - :mod:`.sources` — keys that identify a tracklet across sources (source namespace + native id), fingerprints,
   and what a re-run may skip.
+- :mod:`.manifest` — tracklet manifests (JSONL or Parquet, one row per tracklet): the input of sharded and Ray runs.
+- :mod:`.shard` — :class:`Shard`: a deterministic 1/N of a source (``tvreid index --shard I/N``).
 
 Importing this package loads numpy and Pillow only (PyAV when a video is opened; never torch).
 """
 from .builder import PROVISIONAL, TrackletBuilder, is_provisional
 from .config import VIDEO_DEFAULTS, BackPressureError, IngestCfg, StreamCfg, StreamStats, default_key
 from .folders import IndexReport, camera_label, discover_tracklet_folders, index_records, sie_camera_index
+from .manifest import ManifestRow, group_by_source, read_manifest, write_manifest
 from .mot import MotBox, MotReport, MotTracks, parse_mot, read_mot, write_mot
+from .shard import Shard, shard_of
 from .sources import ResumePlan, VideoIdentity, identify_records, plan_resume
 from .video_ingest import IngestReport, ingest_video
 from .watch import WatchCfg, WatchReport, watch
@@ -29,4 +33,5 @@ __all__ = [
     "IndexReport", "camera_label", "discover_tracklet_folders", "index_records", "sie_camera_index",
     "MotBox", "MotReport", "MotTracks", "parse_mot", "read_mot", "write_mot",
     "IngestReport", "ingest_video", "identify_records", "plan_resume", "ResumePlan", "VideoIdentity",
+    "ManifestRow", "read_manifest", "write_manifest", "group_by_source", "Shard", "shard_of",
 ]

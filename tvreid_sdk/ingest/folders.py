@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from ..errors import CorruptInputError, DatasetFormatError
 from ..gallery import Gallery, TrackletRecord
-from ..vision.thumbnail import make_thumbnail
+from ..vision.prepare import clip_thumbnail
 from .sources import plan_resume, raise_conflicts
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -79,6 +79,39 @@ def discover_tracklet_folders(root: str | os.PathLike, camera: str | None = None
     return records
 
 
+def plan_work(gallery: Gallery, records: Sequence[TrackletRecord], on_conflict: str,
+              report: IndexReport) -> tuple[list[TrackletRecord], set[str]]:
+    """What an indexing run (local or :mod:`Ray <tvreid_sdk.scale>`) has to encode, from one bulk look-up
+    (:func:`~tvreid_sdk.ingest.sources.plan_resume`); counts what it skips in ``report``.
+
+    Returns:
+        ``(records to encode, keys they replace)``.
+
+    Raises:
+        GalleryConflictError: ``on_conflict="error"`` and a key holds another tracklet (before anything is encoded).
+    """
+    plan = plan_resume(gallery, list(records))
+    if on_conflict == "error":
+        raise_conflicts(gallery, plan.conflicts)
+    report.skipped_existing = len(plan.stored)
+    todo = plan.todo
+    if on_conflict == "replace":
+        todo = todo + plan.conflict_records
+    else:
+        report.conflicts_skipped = len(plan.conflicts)
+    replacing = {r.key for r in plan.conflict_records} if on_conflict == "replace" else set()
+    return todo, replacing
+
+
+def commit_batch(gallery: Gallery, batch: Sequence[TrackletRecord], emb, on_conflict: str, replacing: set[str],
+                 report: IndexReport) -> None:
+    """Add one encoded batch in one transaction (``emb``: [N,D]) and count it in ``report``."""
+    skipped = set(gallery.add(batch, emb, skip_existing=True, on_conflict=on_conflict))  # racing writers
+    report.skipped_existing += len(skipped)
+    report.replaced += sum(1 for rec in batch if rec.key in replacing and rec.key not in skipped)
+    report.added += sum(1 for rec in batch if rec.key not in replacing and rec.key not in skipped)
+
+
 def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], *, batch_size: int = 32,
                   on_bad_frame: str = "fail", thumbnails: bool = True,
                   progress: Callable[[int], None] | None = None, known_cameras: bool = True,
@@ -102,16 +135,7 @@ def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], 
     """
     camera_index = sie_camera_index(encoder.manifest) if known_cameras else {}
     report = IndexReport()
-    plan = plan_resume(gallery, list(records))
-    if on_conflict == "error":
-        raise_conflicts(gallery, plan.conflicts)
-    report.skipped_existing = len(plan.stored)
-    todo = plan.todo
-    if on_conflict == "replace":
-        todo = todo + plan.conflict_records
-    else:
-        report.conflicts_skipped = len(plan.conflicts)
-    replacing = {r.key for r in plan.conflict_records} if on_conflict == "replace" else set()
+    todo, replacing = plan_work(gallery, records, on_conflict, report)
     if progress:
         progress(report.skipped_existing + report.conflicts_skipped)
     for start in range(0, len(todo), batch_size):
@@ -126,17 +150,13 @@ def index_records(encoder, gallery: Gallery, records: Sequence[TrackletRecord], 
                 report.failed.append((rec.key, str(exc)))
                 continue
             if thumbnails and rec.thumbnail is None:
-                first = clip[0] if clip.ndim == 4 else clip[0, 0]
-                rec = dataclasses.replace(rec, thumbnail=make_thumbnail(first))
+                rec = dataclasses.replace(rec, thumbnail=clip_thumbnail(clip))
             batch.append(rec)
             clips.append(clip)
         if batch:
             cameras = [camera_index.get(rec.camera) for rec in batch] if camera_index else None  # None = unknown
             emb = encoder.encode_prepared(clips, cameras=cameras)
-            skipped = set(gallery.add(batch, emb, skip_existing=True, on_conflict=on_conflict))  # racing writers
-            report.skipped_existing += len(skipped)
-            report.replaced += sum(1 for rec in batch if rec.key in replacing and rec.key not in skipped)
-            report.added += sum(1 for rec in batch if rec.key not in replacing and rec.key not in skipped)
+            commit_batch(gallery, batch, emb, on_conflict, replacing, report)
         if progress:
             progress(len(todo[start:start + batch_size]))
     return report
