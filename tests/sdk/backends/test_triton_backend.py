@@ -1,5 +1,5 @@
 """The Triton backend without a server: URLs, an unreachable server, a missing tritonclient (the real-server tests
-are in tests/export/triton/test_triton_server.py)."""
+are in tests/export/triton_repository/test_triton_server.py)."""
 from __future__ import annotations
 
 import socket
