@@ -108,7 +108,7 @@ def export_module(module: torch.nn.Module, spec: GraphSpec, path: str | os.PathL
         path: destination ``.onnx`` file.
         arch: the architecture (its name, family and sizes go into the metadata).
         metadata: extra ``metadata_props`` (``tvreid.*`` keys by convention), over the defaults ``tvreid.role``,
-            ``tvreid.arch``, ``tvreid.family`` and ``tvreid.embed_dim``.
+            ``tvreid.arch``, ``tvreid.family``, ``tvreid.embed_dim`` and, for text graphs, ``tvreid.context_length``.
         fused_attention: the module emits ``com.microsoft.Attention`` (declares that opset).
 
     Raises:
@@ -128,6 +128,8 @@ def export_module(module: torch.nn.Module, spec: GraphSpec, path: str | os.PathL
     _set_io_shapes(model, spec)
     meta = {"tvreid.role": spec.role, "tvreid.arch": arch.name, "tvreid.family": arch.family,
             "tvreid.embed_dim": str(spec.output[1][-1])}
+    if any(name == "input_ids" for name, _, _ in spec.inputs):  # a dynamic token axis still has one context length
+        meta["tvreid.context_length"] = str(spec.max_dims("input_ids")[0])
     meta.update(metadata or {})
     set_metadata(model, meta)
     leftovers = shape_subgraph_nodes(model)

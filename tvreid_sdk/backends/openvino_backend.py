@@ -66,6 +66,7 @@ class OpenVinoBackend(Backend):
             require_self_contained(data, str(self.bundle.path_of(art)))
             try:
                 model = self._core.read_model(data, b"")
+                self._check_context(model, art)
                 self._compiled[role] = self._core.compile_model(
                     model, self._ov_device, {"INFERENCE_PRECISION_HINT": self._hint, "PERFORMANCE_HINT": "LATENCY"})
             except RuntimeError as exc:
@@ -74,6 +75,17 @@ class OpenVinoBackend(Backend):
                                   f"{self._ov_device} at {self.precision} ({reason}); try another precision or "
                                   "backend='ort-cpu'") from None
         return self._compiled[role]
+
+    def _check_context(self, model, art) -> None:
+        """A text graph's ``tvreid.context_length`` (ONNX metadata, kept as rt_info) must be the manifest's."""
+        key = ["framework", "tvreid.context_length"]
+        if art.role != "text_encoder" or not model.has_rt_info(key):
+            return
+        context = int(model.get_rt_info(key).astype(str))
+        if context != self.manifest.tokenizer.context_length:
+            raise BundleError(f"{self.bundle.path_of(art)}: the text graph was exported for {context} tokens but "
+                              f"manifest.json says {self.manifest.tokenizer.context_length}; the manifest and graphs "
+                              "come from different exports — re-export the bundle")
 
     def text_takes_prefix(self) -> bool:
         """On the CPU, when the text graph's token axis is dynamic (GPU/NPU plugins keep the full context)."""

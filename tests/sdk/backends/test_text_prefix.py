@@ -64,3 +64,23 @@ def test_an_eot_outside_the_context_is_refused(tiny_bundle):
     with create_backend(load_bundle(tiny_bundle), "ort-cpu") as backend:
         with pytest.raises(ValueError, match="eot indices"):
             backend.encode_text_ids(tok.ids, np.array([77], np.int32))
+
+
+@pytest.mark.parametrize("name", _backends())
+def test_a_manifest_context_length_the_text_graph_was_not_exported_for_is_refused(tiny_bundle, tmp_path, name):
+    """The token axis is dynamic, so the graph's own ``tvreid.context_length`` metadata is what the manifest must
+    match (a tampered or mixed-up manifest)."""
+    import json
+    import shutil
+
+    from tvreid_sdk.errors import BundleError
+
+    root = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, root)
+    data = json.loads((root / "manifest.json").read_text())
+    data["tokenizer"]["context_length"] = 76
+    (root / "manifest.json").write_text(json.dumps(data))
+    tok = get_tokenizer()(TEXTS[:1])
+    with create_backend(load_bundle(root), name) as backend:
+        with pytest.raises(BundleError, match="exported for 77 tokens but manifest.json says 76"):
+            backend.encode_text_ids(tok.ids[:, :76], tok.eot_index)
