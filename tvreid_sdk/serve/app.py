@@ -55,6 +55,7 @@ class ServeCfg:
     ssl_keyfile: Optional[str] = None
     insecure_http: bool = False
     max_batch: int = 64
+    compact: bool = False  # int8 gallery matrix + exact re-rank (tvreid_sdk.gallery.compact)
 
     @property
     def tls(self) -> bool:
@@ -95,7 +96,8 @@ class Service:
             bundle, gallery = bundle or demo.bundle, gallery or demo.gallery
         encoder = Encoder.from_bundle(bundle, backend=cfg.backend)
         try:
-            g = Gallery.open(gallery, model_id=encoder.model_id, readonly=True)
+            g = Gallery.open(gallery, model_id=encoder.model_id, readonly=True,
+                             matrix_dtype="int8" if cfg.compact else "float32")
         except BaseException:
             encoder.close()
             raise
