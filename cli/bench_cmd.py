@@ -14,11 +14,14 @@ from .extras import EXTRA_MODULES, MissingExtraError, message, missing_module, r
 
 FULL = {"gallery_sizes": "1e5,1e6,1e7", "queries": "1,32,256", "text_batches": "1,8,64", "video_batches": "1,8,32",
         "tokenizer_batches": "1,64", "reps": 50, "warmup": 5, "budget_s": 20.0, "copy_mib": 1024,
-        "train_steps": 10, "train_warmup": 3, "train_batch": 0}
+        "train_steps": 10, "train_warmup": 3, "train_batch": 0, "e2e_gallery_size": "0"}
+# the default on a CPU: sized to finish in about 3 minutes on 2 cores with the real-size model (--full: FULL)
+CPU = {**FULL, "gallery_sizes": "1e6", "queries": "1,8", "text_batches": "1", "video_batches": "2",
+       "reps": 20, "warmup": 1, "budget_s": 1.5, "copy_mib": 256, "e2e_gallery_size": "1e5"}
 # --quick: small sizes for CI and smoke runs (any explicit option still wins).
 QUICK = {"gallery_sizes": "1e4,2e4", "queries": "1,4", "text_batches": "1,4", "video_batches": "1,2",
          "tokenizer_batches": "1,16", "reps": 5, "warmup": 1, "budget_s": 2.0, "copy_mib": 16,
-         "train_steps": 2, "train_warmup": 1, "train_batch": 2}
+         "train_steps": 2, "train_warmup": 1, "train_batch": 2, "e2e_gallery_size": "0"}
 
 
 def parse_counts(text: str, option: str) -> tuple[int, ...]:
@@ -41,26 +44,62 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
-def make_bench_bundle(arch_name: str, out: Path, device: str, progress=click.echo):
+def make_bench_bundle(arch_name: str, out: Path, device: str, progress=click.echo, int8: bool | None = None):
     """Random-weight towers of ``arch_name`` (built by the SDK from the family's spec) exported to ``out`` (text +
-    video graphs as the family has them; fp16 and TensorRT engines too when a GPU is present and TensorRT imports).
-    Returns the loaded bundle."""
+    video graphs as the family has them; fp16 and TensorRT engines too when a GPU is present and TensorRT imports;
+    INT8 graphs on a CPU run, or as ``int8`` says). Parity is checked on 2 probe tracklets: the weights are random
+    and only speed is measured. Returns the loaded bundle."""
     from export.build import export_bundle
     from tvreid_sdk.bench.bench_model import write_bench_checkpoint
     from tvreid_sdk.errors import BackendUnavailableError
 
     gpu = device.startswith("cuda")
+    int8 = not gpu if int8 is None else int8
     ckpt = write_bench_checkpoint(arch_name, out.with_name(out.name + ".safetensors"))
     trt = gpu and module_available("tensorrt") or module_available("tensorrt_rtx")
     progress(f"exporting a random-weight {arch_name} bundle for the benchmark (T={ckpt.num_frames}, fp16: {gpu}, "
-             f"TensorRT: {trt})")
-    kwargs = dict(roles=ckpt.roles, fp16=gpu, progress=lambda m: progress("  " + m))
+             f"int8: {int8}, TensorRT: {trt})")
+    kwargs = dict(roles=ckpt.roles, fp16=gpu, progress=lambda m: progress("  " + m), fused=gpu, int8=int8,
+                  calib_items=4, parity_tracklets=2)
     try:
         bundle, _ = export_bundle(ckpt.path, out, trt=trt, **kwargs)
     except BackendUnavailableError as exc:
         progress(f"TensorRT engines not built ({exc}); exporting ONNX only")
         bundle, _ = export_bundle(ckpt.path, out, trt=False, overwrite=True, **kwargs)
     return bundle
+
+
+def _omp_note() -> str:
+    """The report's note on PyTorch's OpenMP wait policy. Left as the user has it: the default (threads spin a while
+    before sleeping) gives PyTorch its best figures on an otherwise idle CPU, the fair baseline; on a box shared with
+    other jobs, ``OMP_WAIT_POLICY=PASSIVE`` avoids a descheduled spinning thread stalling every barrier (batch-1
+    text was 2-100× slower here under load)."""
+    import os
+
+    return (f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (OpenMP default: spin, then sleep)')} for "
+            "PyTorch's OpenMP threads; on a CPU shared with other jobs set OMP_WAIT_POLICY=PASSIVE before the run")
+
+
+def _planned_stages(arch_name: str, cfg, device: str, int8: bool) -> list:
+    """The run's stages as planned before the random-weight bundle exists (progress lines and time estimates)."""
+    from tvreid_sdk.bench.matching import matcher_specs
+    from tvreid_sdk.bench.sdk_bench import backends_here, variants_for
+    from tvreid_sdk.bench.stages import Stage, model_cost, plan_sdk_stages
+    from tvreid_sdk.errors import TvreidError
+    from tvreid_sdk.modeling.arch import get_arch
+
+    try:
+        arch = get_arch(arch_name)
+    except (KeyError, TvreidError):
+        return []  # the export names the problem
+    gpu = device.startswith("cuda")
+    names = list(cfg.backends) or backends_here(device, has_plan=False)
+    int8 = int8 and not gpu
+    variants, _ = variants_for(names, device, ["fp32", "fp16" if gpu else "int8" if int8 else "fp32"], [])
+    specs, _ = matcher_specs(cfg.matchers, device, cfg.chunk_rows)
+    vision, _ = model_cost(arch)
+    return ([Stage("export", (25.0 + (30.0 if int8 else 0.0)) * max(vision, 0.05))]
+            + plan_sdk_stages(cfg, variants, arch, arch.spec.bench_num_frames(arch), len(specs)))
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -107,21 +146,29 @@ def _train_row(rows, skipped, notes, overrides, arch, batch, steps, warmup, devi
               help="Architecture of the generated bundle (real size by default).")
 @click.option("--keep-bundle", type=click.Path(file_okay=False),
               help="Write the generated bundle here (reuse it later with --bundle) instead of a temp folder.")
-@click.option("--backends", default="", help="Comma list from ort-cpu,ort-cuda,tensorrt,torch (default: those "
-                                            "available here; torch = the PyTorch eager baseline).")
+@click.option("--backends", default="", help="Comma list from ort-cpu,openvino,ort-cuda,tensorrt,torch (default: "
+                                            "those available here; torch = the PyTorch baseline, eager fp32 and "
+                                            "fp16 on CUDA / bf16 autocast on CPUs with bf16 units).")
 @click.option("--matchers", default="numpy,torch,onnxruntime,faiss", show_default=True)
-@click.option("--gallery-sizes", help=f"Matching gallery sizes [{FULL['gallery_sizes']}].")
-@click.option("--queries", help=f"Matching query batches [{FULL['queries']}].")
+@click.option("--gallery-sizes", help=f"Matching gallery sizes [{FULL['gallery_sizes']}; CPU without --full: "
+                                      f"{CPU['gallery_sizes']}].")
+@click.option("--queries", help=f"Matching query batches [{FULL['queries']}; CPU without --full: {CPU['queries']}].")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 2048))
-@click.option("--text-batches", help=f"Text encoder batch sizes [{FULL['text_batches']}].")
-@click.option("--video-batches", help=f"Video encoder batch sizes, tracklets [{FULL['video_batches']}].")
-@click.option("--tasks", default="", help="Comma list from tokenize,text_encode,video_embed,match,text_query "
-                                        "(default: all).")
-@click.option("--e2e-gallery-size", default="0", help="Gallery of the end-to-end query (0: largest size <= 1e6).")
-@click.option("--reps", type=click.IntRange(1), help=f"Timed repetitions per measurement [{FULL['reps']}].")
-@click.option("--warmup", type=click.IntRange(0), help=f"Untimed calls first [{FULL['warmup']}].")
+@click.option("--text-batches", help=f"Text encoder batch sizes [{FULL['text_batches']}; CPU without --full: "
+                                     f"{CPU['text_batches']}].")
+@click.option("--video-batches", help=f"Video encoder batch sizes, tracklets [{FULL['video_batches']}; CPU without "
+                                      f"--full: {CPU['video_batches']}].")
+@click.option("--tasks", default="", help="Comma list from tokenize,text_encode,video_embed,match,compact_match,"
+                                        "text_query (default: all).")
+@click.option("--e2e-gallery-size", help="Gallery of the end-to-end query [0: the largest size <= 1e6; CPU without "
+                                         f"--full: {CPU['e2e_gallery_size']}].")
+@click.option("--reps", type=click.IntRange(1),
+              help=f"Timed repetitions per measurement [{FULL['reps']}; CPU without --full: {CPU['reps']}].")
+@click.option("--warmup", type=click.IntRange(0),
+              help=f"Untimed calls first [{FULL['warmup']}; CPU without --full: {CPU['warmup']}].")
 @click.option("--budget-s", type=click.FloatRange(0.001),
-              help=f"Stop a measurement after this many seconds once 3 repetitions are timed [{FULL['budget_s']}].")
+              help=f"Stop a measurement after this many seconds once 3 repetitions are timed [{FULL['budget_s']}; "
+                   f"CPU without --full: {CPU['budget_s']}].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--threads", default=0, type=click.IntRange(0),
               help="torch intra-op threads (0: torch's default); ONNX Runtime keeps its own default.")
@@ -136,6 +183,8 @@ def _train_row(rows, skipped, notes, overrides, arch, batch, steps, warmup, devi
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the markdown report here.")
 @click.option("--quick", is_flag=True, help="Small sizes and few repetitions (CI smoke run).")
+@click.option("--full", is_flag=True, help="The full sweep on a CPU too (N up to 1e7, batches up to 64; tens of "
+                                          "minutes on a small CPU). The default on a CPU is sized to about 3 minutes.")
 @click.option("--quiet", is_flag=True, help="No progress and no table on stdout.")
 @click.option("--ann", "ann_sizes", default=None, is_flag=False, flag_value="1e6,5e6", metavar="[SIZES]",
               help="Only the ANN benchmark (exact vs FAISS sidecar + planner) on galleries of SIZES synthetic "
@@ -143,7 +192,7 @@ def _train_row(rows, skipped, notes, overrides, arch, batch, steps, warmup, devi
 @click.pass_context
 def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes, queries, k, text_batches,
           video_batches, tasks, e2e_gallery_size, reps, warmup, budget_s, device, threads, train, train_only,
-          train_batch, train_steps, train_arch, train_set, peak_tflops, json_path, md_path, quick, quiet,
+          train_batch, train_steps, train_arch, train_set, peak_tflops, json_path, md_path, quick, full, quiet,
           ann_sizes) -> None:
     """Measure tokenizer, encoders, matching and end-to-end query latency per backend, with PyTorch eager and
     FAISS baselines, and write a JSON + markdown report (the same JSON schema as cpp_bench)."""
@@ -154,13 +203,9 @@ def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes
     from tvreid_sdk.bench import SdkBenchCfg, TimingCfg, build_report, run_sdk_bench, to_markdown, write_atomic
     from tvreid_sdk.bench.device import collect_versions, describe_device, resolve_device
     from tvreid_sdk.bench.report import write_json
+    from tvreid_sdk.bench.stages import StageClock
     from tvreid_sdk.bundle import load_bundle
     from tvreid_sdk.errors import ConfigError
-
-    preset = QUICK if quick else FULL
-
-    def pick(value, key):
-        return preset[key] if value is None else value
 
     progress = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     if train or train_only:
@@ -173,13 +218,20 @@ def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes
         device = resolve_device(device)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    preset = QUICK if quick else FULL if full or device.startswith("cuda") else CPU
+
+    def pick(value, key):
+        return preset[key] if value is None else value
+
+    notes: list[str] = [_omp_note()] if device == "cpu" else []
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     timing = TimingCfg(reps=pick(reps, "reps"), warmup=pick(warmup, "warmup"), budget_s=pick(budget_s, "budget_s"),
                        min_reps=min(3, pick(reps, "reps")))
-    rows, skipped, notes, bundle_info, failure = [], [], [], None, None
+    rows, skipped, bundle_info, failure = [], [], None, None
+    stages = StageClock(progress)
     with contextlib.ExitStack() as stack:
         if not train_only:
             cfg = SdkBenchCfg(
@@ -189,8 +241,8 @@ def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes
                 text_batches=parse_counts(pick(text_batches, "text_batches"), "--text-batches"),
                 video_batches=parse_counts(pick(video_batches, "video_batches"), "--video-batches"),
                 tokenizer_batches=parse_counts(preset["tokenizer_batches"], "tokenizer batches"),
-                e2e_gallery_size=0 if e2e_gallery_size in ("0", "") else parse_counts(e2e_gallery_size,
-                                                                                     "--e2e-gallery-size")[0],
+                e2e_gallery_size=0 if pick(e2e_gallery_size, "e2e_gallery_size") in ("0", "") else parse_counts(
+                    pick(e2e_gallery_size, "e2e_gallery_size"), "--e2e-gallery-size")[0],
                 copy_bytes=preset["copy_mib"] * 2**20, tasks=_names(tasks) or SdkBenchCfg.tasks)
             if bundle_path:
                 bundle = load_bundle(bundle_path)
@@ -198,21 +250,25 @@ def bench(ctx, bundle_path, arch, keep_bundle, backends, matchers, gallery_sizes
             else:
                 out = Path(keep_bundle) if keep_bundle else Path(stack.enter_context(
                     tempfile.TemporaryDirectory(prefix="tvreid-bench-"))) / "bundle"
-                bundle = make_bench_bundle(arch, out, device, progress)
+                stages.plan(_planned_stages(arch, cfg, device, int8=not quick))
+                stages.start("export")
+                bundle = make_bench_bundle(arch, out, device, progress, int8=device == "cpu" and not quick)
                 source = f"exported for this run at {out}" if keep_bundle else "exported for this run (temporary)"
             m = bundle.manifest
             bundle_info = {"arch": m.arch.name, "num_frames": m.num_frames, "embed_dim": m.embed_dim,
                            "model_id": m.model_id, "source": source,
                            "artifacts": [f"{a.path} ({a.kind}, {a.precision})" for a in m.artifacts
                                          if a.kind in ("onnx", "trt_plan")]}
-            result = run_sdk_bench(bundle, cfg, progress)
+            result = run_sdk_bench(bundle, cfg, progress, stages)
             rows += result.rows
             skipped += result.skipped
             notes += result.notes
         if train or train_only:
+            stages.start("training step")
             failure = _train_row(rows, skipped, notes, train_set, train_arch, pick(train_batch, "train_batch"),
                                  pick(train_steps, "train_steps"), preset["train_warmup"], device, peak_tflops,
                                  progress)
+    stages.finish()
     if not device.startswith("cuda"):
         notes.append("no CUDA GPU in this run: GPU backends (ort-cuda, tensorrt, torch fp16), GPU matchers and "
                      "GPU copy bandwidth are unmeasured")

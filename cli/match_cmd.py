@@ -39,11 +39,13 @@ def _short(caption: str | None, width: int = 60) -> str:
 @click.option("--until", help="Only tracklets starting at or before this ISO 8601 time.")
 @click.option("--backend", default="auto", show_default=True)
 @click.option("--exact", is_flag=True, help="Exact search even when the gallery has an ANN index.")
+@click.option("--compact", is_flag=True, help="int8 in-memory matrix (4x less RAM) with an exact float32 re-rank of the "
+                                             "top candidates read from the gallery; no ANN index.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML contact sheet.")
 @triton_options
-def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, since, until, backend, exact, as_json,
-          html_path, triton, triton_prefix) -> None:
+def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, since, until, backend, exact, compact,
+          as_json, html_path, triton, triton_prefix) -> None:
     """Find the tracklets that best match TEXT, e.g. "man in red jacket walking", the person in --image, or the
     gallery tracklet --like TRACKLET_ID."""
     from tvreid_sdk import Gallery, demo_paths, load_bundle
@@ -69,7 +71,8 @@ def match(text, image_path, like_key, bundle_path, gallery_path, k, cameras, sin
             gallery_path = gallery_path or demo.gallery
         encoder = open_encoder(bundle_path, backend, triton, triton_prefix, gallery=gallery_path)
         model_id = encoder.model_id
-    with Gallery.open(gallery_path, model_id=model_id, readonly=True) as gallery:
+    with Gallery.open(gallery_path, model_id=model_id, readonly=True,
+                      matrix_dtype="int8" if compact else "float32") as gallery:
         if like_key is not None:
             hits = gallery.similar(gallery.resolve_key(like_key), k, exact=exact, **filters)  # example left out
         else:

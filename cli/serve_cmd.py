@@ -21,10 +21,11 @@ _STATE_HELP = "State directory: tokens and audit log (default: a per-user data d
 @click.option("--insecure-http", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
 @click.option("--max-batch", default=64, show_default=True, type=click.IntRange(1, 1024),
               help="Most text queries per encoder call.")
+@click.option("--compact", is_flag=True, help="int8 in-memory gallery matrix (4x less RAM), exact float32 re-rank.")
 @triton_options
 @click.pass_context
 def serve(ctx, gallery, bundle, host, port, state, backend, ssl_certfile, ssl_keyfile, insecure_http,
-          max_batch, triton, triton_prefix) -> None:
+          max_batch, compact, triton, triton_prefix) -> None:
     """Serve searches over HTTP: a web page at / and a REST API (/openapi.json) with tokens and an audit log.
 
     \b
@@ -40,7 +41,7 @@ def serve(ctx, gallery, bundle, host, port, state, backend, ssl_certfile, ssl_ke
 
     cfg = ServeCfg(gallery=gallery, bundle=bundle, host=host, port=port, state=state, backend=backend,
                    ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, insecure_http=insecure_http,
-                   max_batch=max_batch, triton=triton, triton_prefix=triton_prefix)
+                   max_batch=max_batch, compact=compact, triton=triton, triton_prefix=triton_prefix)
     run(cfg, echo=lambda line: click.echo(line))
 
 

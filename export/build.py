@@ -112,7 +112,7 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
                   source: Mapping[str, Any] | None = None, description: str | None = None,
                   int8: bool = False,
                   calibration: Calibration | Callable[[ArchCfg, int], Calibration] | None = None,
-                  calib_items: int = 32) -> tuple[Bundle, list[SummaryRow]]:
+                  calib_items: int = 32, parity_tracklets: int = 0) -> tuple[Bundle, list[SummaryRow]]:
     """Export a checkpoint of any registered family to a bundle directory.
 
     Args:
@@ -147,6 +147,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
             (seed ``parity_seed + 1``), recorded as such in
             ``manifest.export["int8"]["calibration"]``.
         calib_items: at most this many calibration items per role.
+        parity_tracklets: check parity on at most this many probe tracklets (0: the family's whole probe). Only for
+            throw-away bundles whose weights do not matter, e.g. ``tvreid bench``'s random model on a CPU.
 
     Returns:
         ``(bundle, rows)``: the loaded, verified bundle and the summary table rows.
@@ -183,6 +185,8 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
             raise ConfigError("--int8 writes ONNX graphs; drop --no-onnx")
         if callable(calibration):
             calibration = calibration(arch, num_frames)
+        if calibration is not None:  # e.g. --calib readers give frames only; tfclip's graph also takes cameras
+            calibration = calibration.completed(hooks.probe(ckpt, parity_seed + 1).feeds)
         if calibration is None:
             calibration = Calibration(hooks.probe(ckpt, parity_seed + 1).feeds,
                                       f"synthetic (the {spec.name} family's parity-probe generator, seed "
@@ -206,6 +210,7 @@ def export_bundle(checkpoint: str | os.PathLike | LoadedCheckpoint, out: str | o
                                                calibration=calibration)
         progress(f"parity: {len(graphs)} graph(s) against PyTorch on ONNX Runtime")
         probe = hooks.probe(ckpt, parity_seed)
+        probe = probe.limited_videos(parity_tracklets) if parity_tracklets else probe
         reference = hooks.reference(ckpt, probe.feeds)
         with _bar(progress_bar, len(graphs), "parity", "graph") as bar:
             report = run_parity(graphs, probe, reference,

@@ -8,10 +8,11 @@ tracing) to produce the same QDQ graph; it was not measured here.
 
 What is quantized (ORT's guidance for transformers: quantize the weight GEMMs, keep normalisations in float):
 
-* only ``MatMul``/``Gemm``/``Conv`` nodes whose second input is a weight (initializer) — the patch embedding, the
-  QKV/out projections and the MLPs; activation × activation ``MatMul`` (attention scores, attention × V, the EOT
-  one-hot pooling) stay fp32;
-* the final projection (the last weight GEMM of the graph) and everything under ``/l2norm/`` stay fp32;
+* only ``MatMul``/``Gemm`` nodes whose second input is a weight (initializer) — the QKV/out projections and the
+  MLPs; activation × activation ``MatMul`` (attention scores, attention × V, the EOT one-hot pooling) stay fp32;
+* the patch embedding (the ``Conv`` on raw pixels: quantizing it cost the demo model about 1 R1 point on held-out
+  identities, for a few % of the FLOPs), the final projection (the last weight GEMM of the graph) and everything
+  under ``/l2norm/`` stay fp32;
   ``LayerNormalization``, ``Softmax`` and reductions are never in ``op_types_to_quantize``, so they stay fp32.
 
 Calibration: MinMax over the calibration feeds (real frames / captions from ``--calib SOURCE`` when given, else the
@@ -30,6 +31,7 @@ import onnx
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
 KEEP_FLOAT_SCOPES = ("/l2norm/",)
+KEEP_FLOAT_OPS = ("Conv",)  # the patch embedding, on raw pixels
 CALIB_BATCH = 4
 
 
@@ -54,6 +56,16 @@ class Calibration:
     def limited(self, n: int) -> "Calibration":
         """The first ``n`` items of every role."""
         return Calibration({r: {k: v[:n] for k, v in f.items()} for r, f in self.feeds.items()}, self.source)
+
+    def completed(self, probe_feeds: dict[str, dict[str, np.ndarray]]) -> "Calibration":
+        """Inputs a reader does not make (tfclip's ``camera``: SIE ids, -1 = unknown) taken from the family's probe
+        feeds, cycled to the calibration batch: every graph input gets calibration data."""
+        feeds = {}
+        for role, f in self.feeds.items():
+            n = self.items(role)
+            extra = {k: np.resize(v, (n, *v.shape[1:])) for k, v in probe_feeds.get(role, {}).items() if k not in f}
+            feeds[role] = {**f, **extra}
+        return Calibration(feeds, self.source)
 
 
 @dataclasses.dataclass
@@ -81,18 +93,26 @@ class _Reader:
 
 
 def plan(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
-    """``(to_quantize, excluded)`` node names: weight GEMMs except the final projection and ``/l2norm/``."""
+    """``(to_quantize, excluded)`` node names: weight GEMMs except the patch embedding (``Conv``), the final
+    projection and ``/l2norm/``."""
     inits = {i.name for i in model.graph.initializer}
     weight_gemms = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS and len(n.input) > 1
                     and n.input[1] in inits]
     keep = [n.name for n in weight_gemms[-1:]]  # the final projection
+    keep += [n.name for n in weight_gemms if n.op_type in KEEP_FLOAT_OPS]  # the patch embedding
     keep += [n.name for n in model.graph.node if any(s in n.name for s in KEEP_FLOAT_SCOPES)]
     keep += [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS and n not in weight_gemms]
     return [n.name for n in weight_gemms if n.name not in keep], keep
 
 
 def quantize_int8(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple[onnx.ModelProto, Int8Stats]:
-    """Return a static INT8 (QDQ, per-channel S8 weights, S8 activations) copy of ``model`` calibrated on ``feeds``.
+    """Return a static INT8 (QDQ, per-channel S8 weights, U8 asymmetric activations) copy of ``model`` calibrated on
+    ``feeds``.
+
+    U8 activations × S8 weights ("U8S8") is the layout x86 int8 kernels take natively (VNNI/AMX-INT8), in ONNX
+    Runtime and in OpenVINO; with S8 activations OpenVINO cannot also run the float remainder (attention, LayerNorm,
+    GELU) in bf16 ("No suitable implementations"), which is where its INT8 graph gets most of its speed on AMX CPUs
+    (measured in BENCHMARKS.md). Accuracy is the same (asymmetric ranges either way).
 
     Args:
         model: the fp32 graph (self-contained, < 2 GB).
@@ -116,7 +136,7 @@ def quantize_int8(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple
         root.setLevel(logging.ERROR)  # the quantizer logs "consider pre-processing" on the root logger every call
         try:
             quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_quantize=names,
                             nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})

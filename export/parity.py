@@ -74,6 +74,12 @@ class Probe:
     feeds: dict[str, dict[str, np.ndarray]]
     info: dict
 
+    def limited_videos(self, n: int) -> "Probe":
+        """The first ``n`` tracklets of the video (and frame) probe; captions unchanged (they are cheap, and the last
+        ones are the hard cases). For quick exports whose weights do not matter (the benchmark's random model)."""
+        feeds = {r: ({k: v[:n] for k, v in f.items()} if r != "text_encoder" else f) for r, f in self.feeds.items()}
+        return Probe(feeds, {**self.info, "limited_to_tracklets": n})
+
 
 def make_probe(arch: ArchCfg, num_frames: int, roles: tuple[str, ...] = ROLES, *, num_videos: int = 16,
                seed: int = 0) -> Probe:

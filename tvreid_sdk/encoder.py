@@ -43,10 +43,11 @@ class Encoder:
 
         Args:
             path: bundle directory (or an already loaded :class:`Bundle`).
-            backend: ``auto`` (TensorRT > ORT-CUDA > ORT-CPU by what is installed and present),
-                ``tensorrt``, ``ort-cuda``, ``ort-cpu`` or ``torch``.
+            backend: ``auto`` (TensorRT > ORT-CUDA > OpenVINO on Intel CPUs > ORT-CPU by what is installed and
+                present), ``tensorrt``, ``ort-cuda``, ``openvino``, ``ort-cpu`` or ``torch``.
             device: ``cpu`` or ``cuda[:N]`` where the backend allows a choice.
-            precision: ``fp32`` or ``fp16``; default per backend.
+            precision: ``fp32``, ``fp16``, ``bf16`` or ``int8`` as the backend offers; default per backend (fp32 on
+                CPU backends).
         """
         bundle = path if isinstance(path, Bundle) else load_bundle(path)
         return cls(bundle, create_backend(bundle, backend, device, precision))

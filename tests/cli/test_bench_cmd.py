@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from cli.bench_cmd import bench, parse_counts
 from cli.main import _Group
 from tvreid_sdk.bench import validate_report
+from tvreid_sdk.cpuinfo import host_cpu
 from tvreid_sdk.errors import ConfigError
 
 
@@ -61,10 +62,11 @@ def test_quick_json_has_the_shared_schema(quick_run):
 def test_quick_rows_per_backend_with_ratios(quick_run):
     report, markdown, _ = quick_run
     rows = report["rows"]
-    text = [(r["backend"], r["batch"]) for r in rows if r["task"] == "text_encode"]
-    assert text == [("ort-cpu", 1), ("ort-cpu", 4), ("torch", 1), ("torch", 4)]  # --quick text batches 1,4
-    assert [(r["backend"], r["batch"]) for r in rows if r["task"] == "video_embed"] == [
-        ("ort-cpu", 1), ("ort-cpu", 2), ("torch", 1), ("torch", 2)]
+    paths = [("ort-cpu", "fp32"), ("torch", "fp32")] + ([("torch", "bf16")] if host_cpu().has_bf16 else [])
+    text = [(r["backend"], r["precision"], r["batch"]) for r in rows if r["task"] == "text_encode"]
+    assert text == [(*p, n) for p in paths for n in (1, 4)]  # --quick text batches 1,4
+    assert [(r["backend"], r["precision"], r["batch"]) for r in rows if r["task"] == "video_embed"] == [
+        (*p, n) for p in paths for n in (1, 2)]
     match = [(r["backend"], r["gallery_size"], r["queries"]) for r in rows if r["task"] == "match"]
     matchers = ("numpy", "onnxruntime") + (("faiss-flat-ip",) if importlib.util.find_spec("faiss") else ())
     assert match == [(b, n, q) for n in (2000, 5000) for b in matchers for q in (1, 4)]
@@ -73,6 +75,8 @@ def test_quick_rows_per_backend_with_ratios(quick_run):
         if r["task"] in ("text_encode", "video_embed", "text_query"):
             assert r["speedup_vs"]["torch-fp32"] > 0
     assert "× torch-fp32" in markdown and "**Not measured**" in markdown
+    assert "× best torch, same class" in markdown and "matrix features" in markdown
+    assert report["device"]["matrix_features"] == list(host_cpu().matrix_features)
 
 
 def test_quick_run_records_what_it_could_not_measure(quick_run):
@@ -147,3 +151,19 @@ def test_generated_bundle_follows_the_family(tmp_path, arch, frames, dim, text):
     if not text:  # a family without a text encoder is reported as such, not as a failure
         assert [(s["task"], s["reason"]) for s in report["skipped"]] == [
             ("text_encode", "the tfclip family (video-to-video) has no text encoder")]
+
+
+def test_cpu_default_is_sized_for_the_machine_and_full_keeps_the_sweep(bundle, tmp_path):
+    """Without --quick or --full a CPU run takes the small CPU preset; --full the whole sweep. Progress goes to
+    stderr, one line per stage with the time left, then the total."""
+    runs = {}
+    for flag in ([], ["--full"]):
+        out = tmp_path / f"r{len(flag)}.json"
+        result = _invoke(["--bundle", str(bundle), "--device", "cpu", "--tasks", "text_encode", "--backends",
+                          "ort-cpu", "--json", str(out), *flag])
+        assert result.exit_code == 0, result.output
+        runs[bool(flag)] = json.loads(out.read_text())
+        assert "[1/1] encoders: ort-cpu fp32 on cpu (0:00 so far, about " in result.stderr
+        assert "benchmark done in " in result.stderr and "[1/1]" not in result.stdout
+    assert [r["batch"] for r in runs[False]["rows"]] == [1]  # CPU preset: text batch 1
+    assert [r["batch"] for r in runs[True]["rows"]] == [1, 8, 64]

@@ -58,6 +58,10 @@ def test_plan_keeps_projection_and_attention_matmuls_float(graphs):
     assert gemms[-1].name in keep and gemms[-1].name not in quantize  # the final projection
     assert all(n.name in keep for n in model.graph.node if n.op_type == "MatMul" and n.input[1] not in inits)
     assert len(quantize) == len(gemms) - 1
+    _, video = graphs[("video_encoder", "fp32", "default")]
+    quantize, keep = plan(video)
+    convs = [n.name for n in video.graph.node if n.op_type == "Conv"]
+    assert convs and set(convs) <= set(keep) and not set(convs) & set(quantize)  # the patch embedding stays fp32
 
 
 def test_sdk_encodes_with_the_int8_graphs(int8_bundle):
@@ -81,8 +85,12 @@ def test_sdk_encodes_with_the_int8_graphs(int8_bundle):
         enc32.close()
 
 
-def test_poisoned_calibration_is_refused_and_nothing_written(loaded, tmp_path):
-    """Calibrating on black frames gives activation ranges far too small: the gate must refuse the bundle."""
+def test_poisoned_calibration_is_refused_and_nothing_written(loaded, tmp_path, monkeypatch):
+    """Calibrating on black frames gives the pixel input ranges far too small: the gate must refuse the bundle. (The
+    patch embedding, the one layer that sees pixels, is kept fp32 by default; quantized here to poison it.)"""
+    import export.int8
+
+    monkeypatch.setattr(export.int8, "KEEP_FLOAT_OPS", ())
     feeds = make_probe(loaded.arch, NUM_FRAMES, seed=1).feeds
     poisoned = {r: {k: (np.zeros_like(v) if k == "frames" else v) for k, v in f.items()} for r, f in feeds.items()}
     out = tmp_path / "bad"

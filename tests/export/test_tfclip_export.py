@@ -174,3 +174,17 @@ def test_rtx_builds_the_video_engine_with_a_camera_profile_without_gpu(exported,
     assert m.export["batch"] == {"min": 1, "opt": 2, "max": 4} and m.family_cfg.camera_input is True
     assert {r.artifact: r.parity for r in rows}[plan.path] == "built; not run here (no GPU)"
     assert m.model_id == bundle.manifest.model_id
+
+
+def test_int8_calibration_from_frames_only_gets_the_camera_input(exported, tmp_path):
+    """A --calib reader gives frames only; the SIE graph also takes cameras, filled from the family's probe."""
+    from export.int8 import Calibration
+
+    calibration = Calibration({"video_encoder": {"frames": _frames(5, seed=3)}}, "folders (no cameras)")
+    bundle, _ = export_bundle(exported[1].root, tmp_path / "int8", int8=True, fused=False,
+                              calibration=calibration, progress=lambda _: None)
+    assert bundle.manifest.find("video_encoder", kind="onnx", precision="int8") is not None
+    assert bundle.manifest.export["int8"]["calibration"]["items"] == {"video_encoder": 5}
+    full = Calibration({"video_encoder": {"frames": _frames(3)}}, "x").completed(
+        {"video_encoder": {"frames": _frames(2), "camera": np.array([-1, 0], np.int32)}})
+    assert full.feeds["video_encoder"]["camera"].tolist() == [-1, 0, -1]

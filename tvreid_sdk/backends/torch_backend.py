@@ -1,5 +1,7 @@
-"""PyTorch backend: the bundle's safetensors weights in our towers (parity and debugging)."""
+"""PyTorch backend: the bundle's safetensors weights in our towers (parity, debugging and the bench baseline)."""
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -14,7 +16,9 @@ class TorchBackend(Backend):
     Args:
         bundle: the bundle (needs its ``weights`` artifact).
         device: ``cpu`` or ``cuda[:N]``.
-        precision: ``fp32`` or ``fp16`` (fp16 only on CUDA; LayerNorm stays fp32 inside the towers).
+        precision: ``fp32``, ``fp16`` (only on CUDA; LayerNorm stays fp32 inside the towers) or ``bf16``
+            (``torch.autocast`` to bfloat16 around fp32 weights, on CPU or CUDA: what a PyTorch user would run on a
+            CPU with AMX/AVX512-BF16 units).
     """
 
     name = "torch"
@@ -37,6 +41,8 @@ class TorchBackend(Backend):
             raise BundleError(f"{bundle.root}: no weights.safetensors in manifest.json; re-export the bundle")
         self.torch = torch
         self.precision = precision or "fp32"
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise ConfigError(f"torch precision {self.precision!r}: choose fp32, fp16 or bf16")
         self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
         if self.dtype == torch.float16 and not self.device.startswith("cuda"):
             raise BackendUnavailableError("fp16 in the torch backend needs a CUDA device; use precision='fp32'")
@@ -60,6 +66,14 @@ class TorchBackend(Backend):
         """Every role of the family: the towers run them all from the one weight file."""
         return self.manifest.spec.roles
 
+    def _mode(self):
+        """inference mode, plus bf16 autocast for ``precision='bf16'``."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.torch.inference_mode())
+        if self.precision == "bf16":
+            stack.enter_context(self.torch.autocast(self.device.split(":")[0], dtype=self.torch.bfloat16))
+        return stack
+
     def _normalise(self, frames: np.ndarray):
         from ..vision.preprocess import normalize_torch  # the one normalisation shared with training
 
@@ -68,14 +82,14 @@ class TorchBackend(Backend):
 
     def _run_text(self, ids, eot):
         torch = self.torch
-        with torch.inference_mode():
+        with self._mode():
             t = self.model.encode_text(torch.from_numpy(ids.astype(np.int64)).to(self.device),
                                        torch.from_numpy(eot.astype(np.int64)).to(self.device))
             return torch.nn.functional.normalize(t.float(), dim=-1).cpu().numpy()
 
     def _run_video(self, frames, cameras=None):
         torch = self.torch
-        with torch.inference_mode():
+        with self._mode():
             x = self._normalise(frames)  # [B,T,3,H,W]
             if cameras is None:  # every camera unknown (or a family without camera input)
                 v = self.model.encode_video(x)
@@ -84,7 +98,7 @@ class TorchBackend(Backend):
             return torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
 
     def _run_frames(self, frames):
-        with self.torch.inference_mode():
+        with self._mode():
             return self.model.encode_image(self._normalise(frames)).float().cpu().numpy()
 
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import platform
 import sys
 from typing import Any, Optional
 
 from .._version import __version__
+from ..cpuinfo import host_cpu
 from ..registry import module_available
 
 # Packages whose versions every report records ("not installed" when absent).
-VERSION_PACKAGES = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "faiss-cpu", "faiss-gpu",
+VERSION_PACKAGES = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "faiss-cpu", "faiss-gpu",
                     "faiss-gpu-cu12", "tensorrt", "tensorrt_rtx", "safetensors")
 
 
@@ -37,17 +37,6 @@ def resolve_device(device: str = "auto") -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")
     return device
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def host_memory_available() -> Optional[int]:
@@ -77,7 +66,9 @@ def device_memory_available(device: str) -> Optional[int]:
 
 def describe_device(device: str) -> dict[str, Any]:
     """The report's ``device`` object (same keys as ``cpp_bench``), plus the host CPU for GPU runs."""
-    host = {"name": _cpu_name(), "logical_cpus": os.cpu_count() or 0,
+    cpu = host_cpu()
+    host = {"name": cpu.model, "vendor": cpu.vendor, "matrix_features": list(cpu.matrix_features),
+            "bf16_units": cpu.has_bf16, "logical_cpus": os.cpu_count() or 0,
             "memory_gib": round((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) / 2**30, 1)
             if hasattr(os, "sysconf") else None}
     try:

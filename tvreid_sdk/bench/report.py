@@ -6,9 +6,11 @@ are ``p50_ms, p95_ms, p99_ms, mean_ms, min_ms, max_ms, reps`` plus ``clock`` (``
 reason instead of disappearing.
 
 Ratios: ``speedup_vs[<baseline>] = baseline p50 / row p50`` (above 1 = faster than the baseline) against the rows
-of the same task and shape (batch, gallery size, queries, k, matcher). Baselines are the PyTorch eager backend
-(``torch-fp32``, ``torch-fp16``) for encoders and end-to-end queries, and the torch matcher and FAISS flat IP for
-matching.
+of the same task and shape (batch, gallery size, queries, k, matcher). Baselines are the PyTorch backend
+(``torch-fp32`` eager, ``torch-fp16`` on CUDA, ``torch-bf16`` autocast) for encoders and end-to-end queries, and
+the torch matcher and FAISS flat IP for matching. Encoder and end-to-end rows also get ``vs_best_torch``: the ratio
+to the fastest PyTorch row of the same precision class (:data:`PRECISION_CLASS`: fp32, or reduced = fp16/bf16/int8)
+and shape, naming which row that was; the markdown shows it beside the ratio to fp32 eager.
 """
 from __future__ import annotations
 
@@ -29,6 +31,13 @@ REPORT_REQUIRED = ("tool", "version", "device", "versions", "date", "rows")
 BASELINES = {"text_encode": ("torch",), "video_embed": ("torch",), "text_query": ("torch",),
              "match": ("torch", "faiss-flat-ip")}
 SHAPE_KEYS = ("batch", "gallery_size", "queries", "k", "matcher")
+#: precision → class; rows are compared with the best PyTorch row of their class (anything not fp32 is reduced)
+PRECISION_CLASS = {"fp32": "fp32", "tf32": "fp32"}
+ENCODER_TASKS = ("text_encode", "video_embed", "text_query")
+
+
+def precision_class(precision: str) -> str:
+    return PRECISION_CLASS.get(precision, "reduced")
 
 
 def make_row(task: str, backend: str, precision: str, device: str, timing: Timing, timing_note: str,
@@ -62,10 +71,24 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             base.setdefault(_shape(row), {})[baseline_label(row)] = row["p50_ms"]
     q1 = {(r["backend"], r["precision"], r.get("gallery_size"), r.get("k")): r["p50_ms"]
           for r in rows if r["task"] == "match" and r.get("queries") == 1}
+    numpy_fp32 = {(r.get("gallery_size"), r.get("queries"), r.get("k")): r["p50_ms"] for r in rows
+                  if r["task"] == "match" and r["backend"] == "numpy" and r["precision"] == "fp32"}
+    best: dict[tuple, tuple[str, float]] = {}  # (shape, class) -> fastest torch row
+    for row in rows:
+        if row["task"] in ENCODER_TASKS and row["backend"] == "torch":
+            key = (_shape(row), precision_class(row["precision"]))
+            if key not in best or row["p50_ms"] < best[key][1]:
+                best[key] = (baseline_label(row), row["p50_ms"])
     for row in rows:
         if row["task"] in BASELINES:
             row["speedup_vs"] = {label: p50 / row["p50_ms"] for label, p50 in base.get(_shape(row), {}).items()
                                  if row["p50_ms"] > 0}
+        found = best.get((_shape(row), precision_class(row["precision"])))
+        if row["task"] in ENCODER_TASKS and found is not None and row["p50_ms"] > 0:
+            row["vs_best_torch"] = {"baseline": found[0], "speedup": found[1] / row["p50_ms"]}
+        exact = numpy_fp32.get((row.get("gallery_size"), row.get("queries"), row.get("k")))
+        if row["task"] == "compact_match" and exact and row["p50_ms"] > 0:  # same shape, other (random) data
+            row["vs_numpy_fp32"] = exact / row["p50_ms"]
         if row["task"] == "match":
             one = q1.get((row["backend"], row["precision"], row.get("gallery_size"), row.get("k")))
             row["cost_vs_q1"] = row["p50_ms"] / one if one else None
@@ -154,7 +177,13 @@ def _ratios(labels: tuple[str, ...]) -> list[tuple[str, Callable]]:
 _ID = [("backend", lambda r: r["backend"]), ("precision", lambda r: r["precision"]), ("device", lambda r: r["device"])]
 _P = [("p50 ms", lambda r: _num(r["p50_ms"])), ("p95 ms", lambda r: _num(r["p95_ms"])),
       ("p99 ms", lambda r: _num(r["p99_ms"])), ("reps", lambda r: str(r["reps"]))]
-_ENC_RATIOS = _ratios(("torch-fp32", "torch-fp16"))
+def _best_torch(row: dict[str, Any]) -> str:
+    best = row.get("vs_best_torch")
+    return f"{_num(best['speedup'])} ({best['baseline'].removeprefix('torch-')})" if best else "-"
+
+
+# encoders: against fp32 eager, and against the fastest PyTorch row of the same precision class (named)
+_ENC_RATIOS = _ratios(("torch-fp32",)) + [("× best torch, same class", _best_torch)]
 COLUMNS: dict[str, tuple[str, list[tuple[str, Callable]]]] = {
     "tokenize": ("Tokenizer (CLIP BPE, pure Python, word cache warm)",
                  _ID + [("batch", lambda r: str(r["batch"]))] + _P
@@ -176,6 +205,15 @@ COLUMNS: dict[str, tuple[str, list[tuple[str, Callable]]]] = {
                  ("% copy bw", lambda r: _num(100 * r["bandwidth_fraction"]) if r.get("bandwidth_fraction") else "-"),
                  ("cost vs Q=1", lambda r: _num(r.get("cost_vs_q1")))]
               + _ratios(("torch-fp32", "torch-fp16", "faiss-flat-ip-fp32", "faiss-flat-ip-fp16"))),
+    "compact_match": ("Compact gallery matrix (int8 codes + exact float32 re-rank) vs float32 exact, clustered "
+                      "synthetic gallery",
+                      _ID + [("N", lambda r: _count(r.get("gallery_size"))), ("Q", lambda r: str(r.get("queries"))),
+                             ("k", lambda r: str(r.get("k"))), ("re-rank", lambda r: f"k×{r.get('rerank')}")] + _P
+                      + [("matrix MiB", lambda r: f"{_num(r.get('matrix_mib'))} "
+                                                  f"(fp32 {_num(r.get('fp32_matrix_mib'))})"),
+                         ("RAM ×less", lambda r: _num(r.get("ram_reduction"))),
+                         ("recall@k vs fp32", lambda r: f"{r['recall_at_k']:.4f}" if "recall_at_k" in r else "-"),
+                         ("× numpy-fp32 exact", lambda r: _num(r.get("vs_numpy_fp32")))]),
     "text_query": ("End-to-end text query (tokenise → encode → match → top-k ids on the host)",
                    _ID + [("matcher", lambda r: r.get("matcher", "-")), ("N", lambda r: _count(r.get("gallery_size"))),
                           ("k", lambda r: str(r.get("k")))] + _P + _ENC_RATIOS),
@@ -201,6 +239,9 @@ def _device_line(device: dict[str, Any]) -> str:
     for key in ("logical_cpus", "compute_capability", "memory_gib", "load_avg_1m"):
         if device.get(key) is not None:
             parts.append(f"{key} {device[key]}")
+    if "matrix_features" in device:
+        parts.append("matrix features " + (" ".join(device["matrix_features"]) or "none"))
+        parts.append(f"bf16 units {'yes' if device.get('bf16_units') else 'no'}")
     return ", ".join(parts)
 
 
@@ -215,7 +256,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         b = report["bundle"]
         out.append(f"- model: {b.get('arch')} (T={b.get('num_frames')}, D={b.get('embed_dim')}), "
                    f"random weights, bundle {b.get('source')}")
-    out.append("- speed-up columns `× X` = p50 of baseline X / p50 of the row (above 1: faster than X)")
+    out.append("- speed-up columns `× X` = p50 of baseline X / p50 of the row (above 1: faster than X); `× best "
+               "torch, same class` = against the fastest PyTorch row of the same precision class (fp32, or reduced: "
+               "fp16/bf16/int8), named in brackets")
     for task, (title, columns) in COLUMNS.items():
         rows = [r for r in report["rows"] if r["task"] == task]
         if rows:

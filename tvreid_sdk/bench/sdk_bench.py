@@ -17,16 +17,19 @@ import numpy as np
 from ..backends import BACKENDS, create_backend
 from ..backends.onnxrt import cuda_provider_available
 from ..bundle import Bundle
+from ..cpuinfo import CpuInfo, host_cpu
 from ..errors import BackendUnavailableError, ConfigError, TvreidError
 from ..text import Tokenizer, get_tokenizer
 from ..text.bench import make_captions
+from .compact_bench import bench_compact
 from .device import host_memory_available, torch_installed
 from .matching import MATCH_NAMES, bench_matching, copy_bandwidth, gallery_fits, matcher_specs, random_unit_rows
 from .report import make_row, skipped_row
+from .stages import StageClock, compact_gallery_size, e2e_size, encoder_stage, plan_sdk_stages
 from .timing import HOST, Timing, TimingCfg, measure
 from ..registry import module_available
 
-TASKS = ("tokenize", "text_encode", "video_embed", "match", "text_query")
+TASKS = ("tokenize", "text_encode", "video_embed", "match", "compact_match", "text_query")
 TEXT_TIMING = "host wall clock: int32 token ids on the host → L2-normalised embeddings on the host (H2D/D2H included)"
 VIDEO_TIMING = ("host wall clock: uint8 frames [B,T,H,W,3] on the host → embeddings on the host (normalisation, "
                 "H2D/D2H included)")
@@ -105,12 +108,19 @@ class Variant:
 
 
 def available_backends(bundle: Bundle, device: str) -> list[str]:
-    """Backends that can run here: ORT CPU always; torch when installed; ORT CUDA and TensorRT on a GPU."""
+    """Backends that can run here: ORT CPU always; OpenVINO on a CPU run when installed; torch when installed;
+    ORT CUDA and TensorRT on a GPU."""
+    return backends_here(device, any(a.kind == "trt_plan" for a in bundle.manifest.artifacts))
+
+
+def backends_here(device: str, has_plan: bool) -> list[str]:
+    """:func:`available_backends` for a bundle with (``has_plan``) or without TensorRT engines."""
     names = ["ort-cpu"]
     gpu = device.startswith("cuda")
+    if not gpu and module_available("openvino"):
+        names.append("openvino")
     if gpu and cuda_provider_available():
         names.append("ort-cuda")
-    has_plan = any(a.kind == "trt_plan" for a in bundle.manifest.artifacts)
     if gpu and has_plan and any(module_available(m) for m in TRT_MODULES):
         names.append("tensorrt")
     if torch_installed():
@@ -118,17 +128,46 @@ def available_backends(bundle: Bundle, device: str) -> list[str]:
     return names
 
 
-def backend_variants(bundle: Bundle, names: list[str], device: str) -> tuple[list[Variant], list[dict[str, Any]]]:
-    """Backend × precision × device combinations to run, and the ones that cannot run here (with a reason)."""
-    gpu = device.startswith("cuda")
-    variants, skipped = [], []
+def no_bf16_reason(cpu: CpuInfo, what: str) -> str:
+    return f"{what}: not supported on this CPU (no avx512_bf16/amx_bf16: {cpu.model})"
+
+
+def backend_variants(bundle: Bundle, names: list[str], device: str,
+                     cpu: Optional[CpuInfo] = None) -> tuple[list[Variant], list[dict[str, Any]]]:
+    """Backend × precision × device combinations to run, and the ones that cannot run here (with a reason).
+
+    On a CPU, the bf16 rows (PyTorch bf16 autocast, OpenVINO's bf16 hint) are measured only where the CPU has bf16
+    units (``cpu``, default this machine's); elsewhere a skipped entry says so.
+    """
     role = bundle.manifest.spec.required_role  # the family's main encoder: text, or video without a text tower
-    onnx_precisions = sorted({a.precision for a in bundle.manifest.artifacts if a.kind == "onnx" and a.role == role})
+    arts = bundle.manifest.artifacts
+    return variants_for(names, device, sorted({a.precision for a in arts if a.kind == "onnx" and a.role == role}),
+                        sorted({a.precision for a in arts if a.kind == "trt_plan" and a.role == role}), cpu)
+
+
+def variants_for(names: list[str], device: str, onnx_precisions: list[str], plans: list[str],
+                 cpu: Optional[CpuInfo] = None) -> tuple[list[Variant], list[dict[str, Any]]]:
+    """:func:`backend_variants` for a bundle whose main encoder has ONNX graphs of ``onnx_precisions`` and TensorRT
+    engines of ``plans`` (also used to plan a run before its bundle is exported)."""
+    gpu = device.startswith("cuda")
+    cpu = cpu or host_cpu()
+    variants, skipped = [], []
     for name in names:
         BACKENDS.get(name)  # unknown names raise RegistryKeyError listing the choices
         if name == "ort-cpu":
             variants.append(Variant(name, "fp32", "cpu"))
             if "int8" in onnx_precisions:  # a bundle exported with --int8
+                variants.append(Variant(name, "int8", "cpu"))
+        elif name == "openvino":
+            if gpu:
+                skipped.append(skipped_row("encoders", name, "-", "OpenVINO is measured on CPU runs (--device cpu)"))
+                continue
+            variants.append(Variant(name, "fp32", "cpu"))
+            if cpu.has_bf16:
+                variants.append(Variant(name, "bf16", "cpu"))
+            else:
+                skipped.append(skipped_row("encoders", name, "bf16", no_bf16_reason(cpu, "OpenVINO bf16 hint")))
+            if "int8" in onnx_precisions:
                 variants.append(Variant(name, "int8", "cpu"))
         elif name == "ort-cuda":
             if not gpu:
@@ -136,7 +175,6 @@ def backend_variants(bundle: Bundle, names: list[str], device: str) -> tuple[lis
                 continue
             variants += [Variant(name, p, device) for p in sorted(onnx_precisions, key=lambda p: p != "fp16")]
         elif name == "tensorrt":
-            plans = sorted({a.precision for a in bundle.manifest.artifacts if a.kind == "trt_plan" and a.role == role})
             if not gpu or not plans:
                 skipped.append(skipped_row("encoders", name, "-", "no TensorRT engine in the bundle or no GPU here; "
                                            "export with --trt on the target GPU (engines are per GPU/TensorRT)"))
@@ -146,8 +184,12 @@ def backend_variants(bundle: Bundle, names: list[str], device: str) -> tuple[lis
             variants.append(Variant(name, "fp32", device))
             if gpu:
                 variants.append(Variant(name, "fp16", device))
+                continue
+            skipped.append(skipped_row("encoders", name, "fp16", "PyTorch eager fp16 needs CUDA (no GPU here)"))
+            if cpu.has_bf16:
+                variants.append(Variant(name, "bf16", device))
             else:
-                skipped.append(skipped_row("encoders", name, "fp16", "PyTorch eager fp16 needs CUDA (no GPU here)"))
+                skipped.append(skipped_row("encoders", name, "bf16", no_bf16_reason(cpu, "bf16 autocast")))
         else:
             skipped.append(skipped_row("encoders", name, "-", "this backend is not benchmarked by tvreid bench"))
     return variants, skipped
@@ -223,11 +265,7 @@ def bench_encoders(backend, variant: Variant, cfg: SdkBenchCfg, tokenizer: Token
 
 def e2e_gallery_size(cfg: SdkBenchCfg) -> int:
     """The end-to-end query's gallery: ``cfg.e2e_gallery_size`` or the largest measured size not above 1M."""
-    if cfg.e2e_gallery_size:
-        return cfg.e2e_gallery_size
-    sizes = sorted(cfg.gallery_sizes) or [1_000_000]
-    fitting = [n for n in sizes if n <= 1_000_000]
-    return fitting[-1] if fitting else sizes[0]
+    return e2e_size(cfg)
 
 
 def bench_text_query(backend, variant: Variant, tokenizer: Tokenizer, matcher, matcher_label: str, n: int,
@@ -266,9 +304,16 @@ def _e2e_matcher(cfg: SdkBenchCfg, dim: int, progress: Callable[[str], None]):
     return matcher, f"{specs[0].backend}-{specs[0].precision}", n
 
 
-def run_sdk_bench(bundle: Bundle, cfg: SdkBenchCfg,
-                  progress: Callable[[str], None] = lambda _: None) -> SdkBenchResult:
+def run_sdk_bench(bundle: Bundle, cfg: SdkBenchCfg, progress: Callable[[str], None] = lambda _: None,
+                  stages: Optional[StageClock] = None) -> SdkBenchResult:
     """Run every SDK measurement of ``cfg`` on ``bundle`` (one process, one device).
+
+    Args:
+        bundle: the bundle whose encoders are timed.
+        cfg: what to measure.
+        progress: detail lines.
+        stages: prints one line per stage with the time left (default: a new one on ``progress``); its pending
+            stages are replaced by this run's plan.
 
     Returns:
         Rows, skipped entries (what could not run here, and why) and notes for the report.
@@ -291,30 +336,39 @@ def run_sdk_bench(bundle: Bundle, cfg: SdkBenchCfg,
         variants, var_skips = backend_variants(bundle, list(cfg.backends) or available_backends(bundle, cfg.device),
                                                cfg.device)
         skipped += var_skips
+    specs, spec_skips = matcher_specs(cfg.matchers, cfg.device, cfg.chunk_rows) if "match" in cfg.tasks else ([], [])
+    stages = stages or StageClock(progress)
+    stages.replace_pending(plan_sdk_stages(cfg, variants, bundle.manifest.arch, bundle.manifest.num_frames,
+                                           len(specs)))
     if "tokenize" in cfg.tasks:
-        progress("tokenizer")
+        stages.start("tokenizer")
         rows += bench_tokenizer(cfg.tokenizer_batches, cfg.timing, cfg.seed, tokenizer)
     if "match" in cfg.tasks:
         free = host_memory_available() or cfg.copy_bytes * 4
-        progress("copy bandwidth")
+        stages.start("copy bandwidth + matching")
         copy_row = copy_bandwidth(cfg.device, int(min(cfg.copy_bytes, free // 4)), cfg.timing)
         rows.append(copy_row)
-        specs, spec_skips = matcher_specs(cfg.matchers, cfg.device, cfg.chunk_rows)
         skipped += spec_skips
         match_rows, match_skips = bench_matching(cfg.gallery_sizes, cfg.queries, cfg.k, dim, specs, cfg.timing,
                                                  cfg.device, copy_row["gb_per_s"], cfg.seed, progress)
         rows += match_rows
         skipped += match_skips
+    if "compact_match" in cfg.tasks:
+        stages.start("compact gallery")
+        rows += bench_compact(compact_gallery_size(cfg), dim, cfg.queries, min(cfg.k, 100), cfg.timing, cfg.seed,
+                              progress=progress)
     if not enc_tasks:
         return SdkBenchResult(rows, skipped, notes)
     matcher, label, n_e2e = (None, "", 0)
     if "text_query" in enc_tasks:
+        if variants:
+            stages.start("text query gallery")
         matcher, label, n_e2e = _e2e_matcher(cfg, dim, progress)
         if matcher is None:
             skipped.append(skipped_row("text_query", "-", "-", label, gallery_size=n_e2e))
     try:
         for variant in variants:
-            progress(f"encoders: {variant.backend} {variant.precision} on {variant.device}")
+            stages.start(encoder_stage(variant))
             try:
                 backend = create_backend(bundle, variant.backend, device=variant.device, precision=variant.precision)
             except RUN_ERRORS as exc:  # unavailable, missing graphs, engine mismatch, CUDA errors

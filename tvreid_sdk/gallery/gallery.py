@@ -11,9 +11,10 @@ import numpy as np
 from ..errors import GalleryCorruptError, GalleryError, GalleryModelMismatchError
 from ..timeutil import TimeLike
 from .ann.runtime import AnnRuntime
+from .compact import build_matcher, check_matrix_options, make_cache
 from .filters import build_mask, select_keys, window_seconds
 from .matchers import DEFAULT_CHUNK_ROWS, MATCHERS, Matcher, normalize_queries
-from .matrix import MatrixCache, MatrixSnapshot
+from .matrix import MatrixSnapshot
 from .provenance import StoredIdentity, canonical_location, resolve_key
 from .query import combine_queries
 from .records import GalleryEntry, Hit, TrackletRecord, embedding_blobs
@@ -54,9 +55,10 @@ class Gallery:
     Args:
         store: an open GalleryStore.
         matcher: a name in ``MATCHERS`` ("numpy", "torch", "onnxruntime").
-        matrix_dtype: "float32" or "float16" for the in-memory matrix.
+        matrix_dtype: "float32" or "float16" for the in-memory matrix, or "int8": a compact gallery (4× less RAM,
+            exact float32 re-rank from SQLite, no ANN index; :mod:`tvreid_sdk.gallery.compact`).
         chunk_rows: gallery rows scored per matcher step.
-        matcher_options: extra keyword arguments for the matcher factory (e.g. ``device``).
+        matcher_options: extra keyword arguments for the matcher factory (e.g. ``device``; ``rerank`` for int8).
     """
 
     def __init__(self, store: GalleryStore, matcher: str = "numpy", matrix_dtype: str = "float32",
@@ -65,7 +67,7 @@ class Gallery:
         self._matcher_factory = MATCHERS.get(matcher)
         self._matcher_options = dict(matcher_options or {})
         self._chunk_rows = int(chunk_rows)
-        self._cache = MatrixCache(store.meta.embed_dim, np.dtype(matrix_dtype))
+        self._cache = make_cache(store.meta.embed_dim, matrix_dtype)
         self._matcher: Optional[Matcher] = None
         self._matcher_snapshot: Optional[MatrixSnapshot] = None
         self._ann = AnnRuntime(store.db_path.parent)  # the optional FAISS sidecar (tvreid_sdk.gallery.ann)
@@ -133,8 +135,7 @@ class Gallery:
         """
         if matcher not in MATCHERS:
             raise GalleryError(f"unknown matcher {matcher!r}; choose one of {', '.join(MATCHERS.names())}")
-        if matrix_dtype not in ("float32", "float16"):
-            raise GalleryError(f"matrix_dtype must be 'float32' or 'float16', got {matrix_dtype!r}")
+        check_matrix_options(matrix_dtype, matcher)
         directory = gallery_dir(path)
         store = GalleryStore.open(directory, readonly=readonly)
         if model_id is not None and _check_model_id(model_id) != store.meta.model_id:
@@ -292,8 +293,8 @@ class Gallery:
         with self._store.lock:
             if self._matcher_snapshot is not snap:
                 # The old matcher is not closed: another thread may still be searching with it.
-                self._matcher = self._matcher_factory(snap.vectors, chunk_rows=self._chunk_rows,
-                                                      **self._matcher_options)
+                self._matcher = build_matcher(snap, self._store, self._matcher_factory, self._chunk_rows,
+                                              self._matcher_options)
                 self._matcher_snapshot = snap
             return self._matcher
 
@@ -326,6 +327,7 @@ class Gallery:
         q = normalize_queries(queries, self.embed_dim)  # [Q,D] the only normalisation on the way
         snap = self.snapshot()
         mask = build_mask(snap, cameras=cameras, since=since, until=until, exclude=exclude)  # [N] or None
+        exact = exact or snap.codec is not None  # a compact matrix: int8 scan + exact re-rank, never the index
         rows = self._ann.topk(self._store, snap, q, k, mask, window_seconds(since, until), exact)
         if rows is None:  # exact: no index, the planner's choice, or --exact
             scores, idx = self._matcher_for(snap).topk(q, k, mask=mask)  # [Q,k'], [Q,k']

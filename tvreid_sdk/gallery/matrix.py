@@ -40,6 +40,8 @@ class MatrixSnapshot:
         start_times: [N] float64 unix seconds, NaN when unknown.
         end_times: [N] float64 unix seconds, NaN when unknown.
         person_ids: [N] object array (str or None).
+        codec: None for float rows; for a compact gallery (``matrix_dtype="int8"``) ``vectors`` holds int8 codes
+            and this is their :class:`~tvreid_sdk.gallery.compact.Int8Codec`.
     """
 
     generation: int
@@ -51,6 +53,7 @@ class MatrixSnapshot:
     start_times: np.ndarray
     end_times: np.ndarray
     person_ids: np.ndarray
+    codec: Optional[object] = None
 
     def __len__(self) -> int:
         return int(self.rowids.shape[0])
@@ -69,11 +72,13 @@ class MatrixCache:
         dtype: np.float32 or np.float16 (half the memory; the matcher upcasts per chunk).
     """
 
+    DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+
     def __init__(self, dim: int, dtype: np.dtype = np.float32):
         self.dim = int(dim)
         self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float16)):
-            raise GalleryError(f"matrix dtype must be float32 or float16, got {self.dtype}")
+        if self.dtype not in self.DTYPES:
+            raise GalleryError(f"matrix dtype must be one of {', '.join(map(str, self.DTYPES))}, got {self.dtype}")
         self._n = 0
         self._camera_code: dict[str, int] = {}
         self._camera_names: list[str] = []
@@ -124,8 +129,16 @@ class MatrixCache:
             buf["person_ids"][i] = person_id
             blobs.append(blob)
         vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), self.dim)  # [n,D]
-        buf["vectors"][n0:need] = vecs  # cast to the matrix dtype
+        self._put_vectors(n0, vecs)
         self._n = need
+
+    def _put_vectors(self, start: int, vecs: np.ndarray) -> None:
+        """Store new float32 rows ``vecs`` [n,D] at ``start`` (cast to the matrix dtype)."""
+        self._buf["vectors"][start:start + vecs.shape[0]] = vecs
+
+    def _codec(self) -> Optional[object]:
+        """What a snapshot needs to read ``vectors`` (None: they are floats)."""
+        return None
 
     def _retain(self, surviving_rowids: np.ndarray) -> None:
         keep = np.isin(self._buf["rowids"][: self._n], surviving_rowids)
@@ -154,5 +167,6 @@ class MatrixCache:
                 generation=generation, vectors=_readonly(buf["vectors"][:n]), rowids=_readonly(buf["rowids"][:n]),
                 keys=_readonly(buf["keys"][:n]), camera_codes=_readonly(buf["camera_codes"][:n]),
                 camera_names=tuple(self._camera_names), start_times=_readonly(buf["start_times"][:n]),
-                end_times=_readonly(buf["end_times"][:n]), person_ids=_readonly(buf["person_ids"][:n]))
+                end_times=_readonly(buf["end_times"][:n]), person_ids=_readonly(buf["person_ids"][:n]),
+                codec=self._codec())
             return self._snapshot

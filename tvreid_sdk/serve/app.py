@@ -57,6 +57,7 @@ class ServeCfg:
     max_batch: int = 64
     triton: Optional[str] = None  # encode through this Triton server (``Encoder.from_triton``)
     triton_prefix: str = "tvreid_"
+    compact: bool = False  # int8 gallery matrix + exact re-rank (tvreid_sdk.gallery.compact)
 
     @property
     def tls(self) -> bool:
@@ -113,7 +114,8 @@ class Service:
                 raise RemoteModelError(f"the Triton server at {cfg.triton} serves model id {encoder.model_id[:16]} "
                                        f"but --bundle {bundle} is another model; drop --bundle or load that "
                                        "bundle's repository on the server")
-            g = Gallery.open(gallery, model_id=encoder.model_id, readonly=True)
+            g = Gallery.open(gallery, model_id=encoder.model_id, readonly=True,
+                             matrix_dtype="int8" if cfg.compact else "float32")
         except BaseException:
             encoder.close()
             raise

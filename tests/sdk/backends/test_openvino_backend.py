@@ -57,3 +57,19 @@ def test_openvino_missing_says_how_to_install(tiny_bundle, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(BackendUnavailableError, match=r"tvreid\[openvino\]"):
         create_backend(load_bundle(tiny_bundle), "openvino")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_openvino_video_batches_split_over_streams_keep_row_order(int8_bundle, precision):
+    """A batch of several tracklets runs on the throughput model's parallel requests; rows come back in order and
+    equal one-at-a-time results (the latency model)."""
+    pytest.importorskip("openvino")
+    h, w = int8_bundle.manifest.preprocess.image_size
+    frames = np.random.default_rng(1).integers(0, 256, (5, int8_bundle.manifest.num_frames, h, w, 3), np.uint8)
+    with create_backend(int8_bundle, "openvino", precision=precision) as ov:
+        batch = ov.encode_video(frames)
+        single = np.concatenate([ov.encode_video(frames[i:i + 1]) for i in range(len(frames))])
+        if ov._requests("video_encoder") <= len(frames):
+            assert ("video_encoder", "THROUGHPUT") in ov._compiled
+    assert batch.shape == single.shape
+    assert ((batch * single).sum(-1) >= 0.999).all()

@@ -7,7 +7,9 @@ from tvreid_sdk.bench import SdkBenchCfg, TimingCfg, build_report, run_sdk_bench
 from tvreid_sdk.bench.device import cuda_available
 from tvreid_sdk.bench.sdk_bench import available_backends, backend_variants, e2e_gallery_size
 from tvreid_sdk.errors import ConfigError
+from tvreid_sdk.cpuinfo import host_cpu, parse_cpuinfo
 from tvreid_sdk.modeling.family import get_family
+from tvreid_sdk.registry import module_available
 
 FAST = TimingCfg(reps=3, warmup=1, budget_s=1.0)
 
@@ -25,19 +27,24 @@ def _rows(result, task):
 
 
 def test_every_task_has_rows_per_backend_and_shape(result):
+    bf16 = [("torch", "bf16")] if host_cpu().has_bf16 else []  # PyTorch bf16 autocast where the CPU has bf16 units
     assert [r["batch"] for r in _rows(result, "tokenize")] == [1, 8]
-    assert [(r["backend"], r["batch"]) for r in _rows(result, "text_encode")] == [
-        ("ort-cpu", 1), ("ort-cpu", 3), ("torch", 1), ("torch", 3)]
+    assert [(r["backend"], r["precision"], r["batch"]) for r in _rows(result, "text_encode")] == [
+        (b, p, n) for b, p in [("ort-cpu", "fp32"), ("torch", "fp32"), *bf16] for n in (1, 3)]
     video = _rows(result, "video_embed")
-    assert [(r["backend"], r["batch"], r["frames_per_tracklet"]) for r in video] == [("ort-cpu", 2, 4), ("torch", 2, 4)]
+    assert [(r["backend"], r["precision"], r["batch"], r["frames_per_tracklet"]) for r in video] == [
+        (b, p, 2, 4) for b, p in [("ort-cpu", "fp32"), ("torch", "fp32"), *bf16]]
     for r in video:
         assert r["frames_per_s"] == pytest.approx(4 * r["tracklets_per_s"])
         assert r["tracklets_per_s"] == pytest.approx(2 / (r["p50_ms"] / 1e3))
     assert len(_rows(result, "match")) == 2 * 2 * 2
     assert len(_rows(result, "copy_bandwidth")) == 1
     queries = _rows(result, "text_query")
-    assert [(r["backend"], r["matcher"], r["gallery_size"], r["k"]) for r in queries] == [
-        ("ort-cpu", "numpy-fp32", 900, 5), ("torch", "numpy-fp32", 900, 5)]
+    assert [(r["backend"], r["precision"], r["matcher"], r["gallery_size"], r["k"]) for r in queries] == [
+        (b, p, "numpy-fp32", 900, 5) for b, p in [("ort-cpu", "fp32"), ("torch", "fp32"), *bf16]]
+    compact = _rows(result, "compact_match")
+    assert [(r["gallery_size"], r["queries"]) for r in compact] == [(900, 1), (900, 2)]
+    assert all(r["recall_at_k"] >= 0.9 and r["ram_reduction"] >= 3.5 for r in compact)
     for r in result.rows:
         assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["reps"] >= 3 and r["device"] and r["precision"]
 
@@ -48,14 +55,15 @@ def test_ratios_to_the_pytorch_eager_baseline_are_in_the_report(result):
     for row in report["rows"]:
         if row["task"] in ("text_encode", "video_embed", "text_query"):
             base = next(r for r in report["rows"] if r["task"] == row["task"] and r["backend"] == "torch"
-                        and r.get("batch") == row.get("batch"))
+                        and r["precision"] == "fp32" and r.get("batch") == row.get("batch"))
             assert row["speedup_vs"]["torch-fp32"] == pytest.approx(base["p50_ms"] / row["p50_ms"])
 
 
 @pytest.mark.skipif(cuda_available(), reason="CPU-only expectations")
 def test_gpu_only_variants_are_skipped_with_reasons_on_cpu(bench_bundle, result):
     assert any(s["backend"] == "torch" and s["precision"] == "fp16" and "CUDA" in s["reason"] for s in result.skipped)
-    assert available_backends(bench_bundle, "cpu") == ["ort-cpu", "torch"]
+    assert available_backends(bench_bundle, "cpu") == ["ort-cpu", *(["openvino"] if module_available("openvino")
+                                                                     else []), "torch"]
     variants, skipped = backend_variants(bench_bundle, ["ort-cuda", "tensorrt"], "cpu")
     assert variants == []
     assert [s["backend"] for s in skipped] == ["ort-cuda", "tensorrt"]
@@ -107,3 +115,16 @@ def test_tensorrt_is_offered_on_a_gpu_when_a_module_the_backend_imports_is_insta
     bundle = types.SimpleNamespace(manifest=types.SimpleNamespace(artifacts=[types.SimpleNamespace(kind="trt_plan")]))
     assert ("tensorrt" in available_backends(bundle, "cuda")) is listed
     assert "tensorrt" not in available_backends(bundle, "cpu")
+
+
+def test_bf16_rows_only_where_the_cpu_has_bf16_units(bench_bundle):
+    amx = parse_cpuinfo("vendor_id: GenuineIntel\nmodel name: Xeon\nflags: avx512f amx_bf16 amx_int8\n", 2)
+    epyc = parse_cpuinfo("vendor_id: AuthenticAMD\nmodel name: AMD EPYC 7763\nflags: avx2 avx512f\n", 2)
+    variants, skipped = backend_variants(bench_bundle, ["torch", "openvino"], "cpu", cpu=amx)
+    assert [(v.backend, v.precision) for v in variants] == [("torch", "fp32"), ("torch", "bf16"),
+                                                            ("openvino", "fp32"), ("openvino", "bf16")]
+    variants, skipped = backend_variants(bench_bundle, ["torch", "openvino"], "cpu", cpu=epyc)
+    assert [(v.backend, v.precision) for v in variants] == [("torch", "fp32"), ("openvino", "fp32")]
+    reasons = {(s["backend"], s["precision"]): s["reason"] for s in skipped}
+    assert reasons[("torch", "bf16")].startswith("bf16 autocast: not supported on this CPU (no avx512_bf16/amx_bf16")
+    assert "AMD EPYC 7763" in reasons[("openvino", "bf16")]

@@ -179,4 +179,4 @@ def test_unknown_matcher_and_dtype(filled):
     with pytest.raises(GalleryError, match="unknown matcher 'faiss'.*numpy"):
         Gallery.open(g.path, matcher="faiss")
     with pytest.raises(GalleryError, match="matrix_dtype"):
-        Gallery.open(g.path, matrix_dtype="int8")
+        Gallery.open(g.path, matrix_dtype="int4")

@@ -134,6 +134,8 @@ def build_index(gallery_dir: Path, snap: MatrixSnapshot, meta: GalleryMeta, gene
     Returns:
         the published manifest.
     """
+    if snap.codec is not None:  # int8 codes: the index is built from float rows
+        raise GalleryError("build the ANN index from a gallery opened without matrix_dtype='int8'")
     faiss = load_faiss("tvreid gallery build-index")
     n = len(snap)
     if n < MIN_ROWS:
