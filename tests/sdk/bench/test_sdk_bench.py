@@ -49,6 +49,13 @@ def test_every_task_has_rows_per_backend_and_shape(result):
         assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["reps"] >= 3 and r["device"] and r["precision"]
 
 
+def test_text_rows_say_how_many_columns_the_graph_ran(result):
+    """ort-cpu feeds the dynamic-token graph up to the last EOT; torch runs all 77; the report says so once."""
+    tokens = {(r["backend"], r["batch"]): r["tokens"] for r in _rows(result, "text_encode")}
+    assert 2 <= tokens[("ort-cpu", 1)] < 77 and tokens[("torch", 1)] == 77
+    assert sum("tokens < 77" in n for n in result.notes) == 1
+
+
 def test_ratios_to_the_pytorch_eager_baseline_are_in_the_report(result):
     report = build_report(result.rows, device={"kind": "cpu", "name": "x"}, versions={}, skipped=result.skipped)
     assert validate_report(report) == []
