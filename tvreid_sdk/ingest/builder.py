@@ -38,39 +38,15 @@ from ..errors import ConfigError, CorruptInputError, GalleryModelMismatchError, 
 from ..gallery import Gallery, TrackletRecord
 from ..timeutil import TimeLike, to_unix_seconds
 from ..vision.decode import validate_array
-from ..vision.preprocess import resize_frame
-from ..vision.thumbnail import THUMB_HEIGHT, make_thumbnail, thumbnail_source
+from ..vision.thumbnail import THUMB_HEIGHT
 from .config import BackPressureError, StreamCfg, StreamStats, default_key
+from .segment import PROVISIONAL, Segment, is_provisional
 
 __all__ = ["TrackletBuilder", "StreamCfg", "StreamStats", "BackPressureError", "default_key", "PROVISIONAL",
            "is_provisional"]
 
-#: fingerprint prefix of a provisional tracklet: a still-open track's snapshot, replaced in place as it grows
-PROVISIONAL = "provisional:"
-
-
-def is_provisional(fingerprint: Optional[str]) -> bool:
-    """Whether a stored tracklet's fingerprint marks it provisional (its track was still on camera)."""
-    return bool(fingerprint) and fingerprint.startswith(PROVISIONAL)
-
 _STOP = object()  # queue item that ends the worker
 _PUSH_TIMEOUT = object()  # "use cfg.push_timeout"
-
-
-@dataclasses.dataclass
-class _Segment:
-    track_id: Hashable
-    key: str
-    start: float
-    last: float
-    done: bool  # key already in the gallery: nothing is kept
-    count: int = 0
-    stride: int = 1
-    frames: list = dataclasses.field(default_factory=list)  # resized uint8 [H,W,3]
-    thumb: Optional[np.ndarray] = None  # uint8 [<=96, <=384, 3] from the largest crop
-    thumb_area: int = 0
-    provisional: bool = False  # a snapshot of a still-open segment (write_provisional)
-    shown_at: Optional[float] = None  # end time of the segment's last provisional snapshot
 
 
 class TrackletBuilder:
@@ -124,7 +100,7 @@ class TrackletBuilder:
         self.time_origin = None if time_origin is None else to_unix_seconds(time_origin, "time_origin",
                                                                               CorruptInputError)
         self._preprocess = encoder.manifest.preprocess
-        self._open: "collections.OrderedDict[Hashable, _Segment]" = collections.OrderedDict()  # LRU first
+        self._open: "collections.OrderedDict[Hashable, Segment]" = collections.OrderedDict()  # LRU first
         self._now = -math.inf
         self._lock = threading.RLock()  # tracking state (caller side)
         self._stats = StreamStats()
@@ -207,11 +183,10 @@ class TrackletBuilder:
             self._count("accepted")
             return True
 
-    def _full(self, seg: _Segment, ts: float) -> bool:
-        max_frames = self.cfg.max_frames
-        return ts - seg.start >= self.cfg.max_duration or (max_frames is not None and seg.count >= max_frames)
+    def _full(self, seg: Segment, ts: float) -> bool:
+        return seg.full(ts, self.cfg.max_duration, self.cfg.max_frames)
 
-    def _start(self, track_id: Hashable, ts: float) -> _Segment:
+    def _start(self, track_id: Hashable, ts: float) -> Segment:
         while len(self._open) >= self.cfg.max_open_tracks:
             self._close_locked(next(iter(self._open.values())), "evicted")
         if self.identity is not None:
@@ -220,24 +195,14 @@ class TrackletBuilder:
         else:
             key = self.key_fn(self.camera, track_id, ts)
             done = self.cfg.skip_existing and self.gallery.has(key)
-        seg = _Segment(track_id=track_id, key=key, start=ts, last=ts, done=done)
+        seg = Segment(track_id=track_id, key=key, start=ts, last=ts, done=done)
         self._open[track_id] = seg
         return seg
 
-    def _add(self, seg: _Segment, ts: float, crop: np.ndarray) -> None:
-        seg.last = ts
+    def _add(self, seg: Segment, ts: float, crop: np.ndarray) -> None:
         self._open.move_to_end(seg.track_id)
-        if not seg.done:
-            if seg.count % seg.stride == 0:
-                if len(seg.frames) >= self.cfg.max_kept_frames:  # full: keep every other one, then every 2s-th crop
-                    seg.frames = seg.frames[::2]
-                    seg.stride *= 2  # count == max_kept_frames * old stride, so this crop is still kept
-                frame = resize_frame(crop, self._preprocess)  # [H,W,3] at the model's input size
-                seg.frames.append(frame.copy() if frame is crop else frame)  # never a view into the caller's frame
-            area = crop.shape[0] * crop.shape[1]
-            if self.cfg.thumbnails and area > seg.thumb_area:
-                seg.thumb, seg.thumb_area = thumbnail_source(crop), area
-        seg.count += 1
+        seg.add(ts, crop, max_kept=self.cfg.max_kept_frames, preprocess=self._preprocess,
+                thumbnails=self.cfg.thumbnails)
 
     def advance(self, timestamp: TimeLike) -> None:
         """Tell the builder that stream time reached ``timestamp`` (call once per frame, with or without
@@ -263,7 +228,7 @@ class TrackletBuilder:
                 self._close_locked(seg, "ended")
             return seg is not None
 
-    def _close_locked(self, seg: _Segment, reason: str, wait: Union[float, None, object] = _PUSH_TIMEOUT) -> None:
+    def _close_locked(self, seg: Segment, reason: str, wait: Union[float, None, object] = _PUSH_TIMEOUT) -> None:
         """Hand ``seg`` to the worker; on a full queue wait up to ``wait`` seconds (default: push_timeout; None:
         forever), leaving ``seg`` open when that fails."""
         wait = self.cfg.push_timeout if wait is _PUSH_TIMEOUT else wait
@@ -372,10 +337,10 @@ class TrackletBuilder:
     # ------------------------------------------------------------------ worker side
     def _work(self) -> None:
         while True:
-            batch: list[_Segment] = []
+            batch: list[Segment] = []
             marker = item = self._queue.get()
             deadline = _time.monotonic() + self.cfg.max_batch_wait
-            while isinstance(item, _Segment):  # gather a micro-batch: until full, a marker, or max_batch_wait
+            while isinstance(item, Segment):  # gather a micro-batch: until full, a marker, or max_batch_wait
                 batch.append(item)
                 marker = None
                 if len(batch) == self.cfg.batch_size:
@@ -391,7 +356,7 @@ class TrackletBuilder:
             elif marker is _STOP:
                 return
 
-    def _commit(self, batch: list[_Segment]) -> None:
+    def _commit(self, batch: list[Segment]) -> None:
         if self._error is not None:
             self._count("lost", sum(not seg.provisional for seg in batch))
             return
@@ -428,19 +393,8 @@ class TrackletBuilder:
             except BaseException as exc:  # noqa: BLE001
                 self._error = exc
 
-    def _record(self, seg: _Segment) -> TrackletRecord:
-        source = self.source
-        if self.time_origin is not None:
-            source += f"#t={seg.start - self.time_origin:.3f},{seg.last - self.time_origin:.3f}"
-        thumb = make_thumbnail(seg.thumb, height=seg.thumb.shape[0]) if seg.thumb is not None else None
-        if self.identity is None:
-            ident = {"fingerprint": PROVISIONAL + seg.key} if seg.provisional else {}
-        else:
-            digest = self.identity.fingerprint(seg.track_id, seg.start)
-            ident = {"native_id": self.identity.native_id(seg.track_id),
-                     "fingerprint": PROVISIONAL + digest if seg.provisional else digest}
-        return TrackletRecord(key=seg.key, camera=self.camera, start_time=seg.start, end_time=seg.last,
-                              source=source, thumbnail=thumb, **ident)
+    def _record(self, seg: Segment) -> TrackletRecord:
+        return seg.record(self.camera, self.source, self.time_origin, self.identity)
 
 
 def _register_atexit(builder: TrackletBuilder):

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from .._version import __version__
 from ..errors import GalleryError
 from ..timeutil import iso_utc
-from ..ingest.builder import is_provisional
+from ..ingest.segment import is_provisional
 from .app import Service, endpoint
 from .auth import AuthError, Principal
 from .batching import Filters, SearchJob
