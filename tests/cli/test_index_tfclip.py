@@ -22,7 +22,8 @@ def test_index_feeds_the_training_camera_of_each_tracklet(run_cli, tmp_path):
     index = training_camera_index(data, model.num_cameras)  # what the training loop stores at save time
     save_tfclip(model, tmp_path / "run" / "best.safetensors", TfclipDataSection(num_frames=2), camera_index=index)
     run_cli("export", tmp_path / "run", "--out", tmp_path / "bundle")
-    run_cli("index", tmp_path / "mars", "--bundle", tmp_path / "bundle", "--gallery", tmp_path / "gallery")
+    run_cli("index", tmp_path / "mars", "--bundle", tmp_path / "bundle", "--gallery", tmp_path / "gallery", "--backend",
+            "ort-cpu")  # the backend the Ray stages below run
 
     tracklets = {t.track_id: t for t in list(data.query) + list(data.gallery)}
     with Gallery.open(tmp_path / "gallery") as gallery, Encoder.from_bundle(tmp_path / "bundle") as enc:
