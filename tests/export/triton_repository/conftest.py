@@ -1,4 +1,7 @@
-"""Fixtures of the Triton repository tests: the demo bundle's repository (GPU layout and CPU variant), written once."""
+"""Fixtures of the Triton repository tests: the demo bundle's repository (GPU layout and CPU variant), written once.
+
+These tests mirror ``export/triton/`` but the directory is not named ``triton``: with the tests on ``sys.path`` a
+``triton`` test package would shadow OpenAI's ``triton``, which torch imports (``triton.language``)."""
 from __future__ import annotations
 
 import os
