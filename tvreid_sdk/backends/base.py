@@ -35,6 +35,7 @@ class Backend(abc.ABC):
         h, w = self.manifest.preprocess.image_size
         self.frame_shape = (h, w, 3)
         self.precision = "fp32"
+        self._text_prefix: bool | None = None  # text_takes_prefix(), once known
 
     # -- what subclasses implement -------------------------------------------------------------
     @abc.abstractmethod
@@ -54,7 +55,24 @@ class Backend(abc.ABC):
     def text_takes_prefix(self) -> bool:
         """Whether this backend feeds the text graph only the columns up to each micro-batch's last EOT: the graph
         must have a dynamic token axis (a causal text tower, e.g. dmca) and the runtime must gain from shorter
-        input (CPU runtimes do; captured CUDA graphs and engines keep the full context). Default: no."""
+        input (CPU runtimes do; captured CUDA graphs and engines keep the full context). Asked once per backend."""
+        if self._text_prefix is None:
+            self._text_prefix = self._text_graph_takes_prefix()
+        return self._text_prefix
+
+    def _check_text_context(self, context: str | None, path) -> None:
+        """A text graph's ``tvreid.context_length`` metadata (``None``: not recorded) must be the manifest's.
+
+        Raises:
+            BundleError: they differ (the manifest and graphs come from different exports).
+        """
+        if context is not None and int(context) != self.manifest.tokenizer.context_length:
+            raise BundleError(f"{path}: the text graph was exported for {context} tokens but manifest.json says "
+                              f"{self.manifest.tokenizer.context_length}; the manifest and graphs come from different "
+                              "exports — re-export the bundle")
+
+    def _text_graph_takes_prefix(self) -> bool:
+        """What :meth:`text_takes_prefix` answers (subclasses inspect their text graph); default: no."""
         return False
 
     # -- public, checked, micro-batched --------------------------------------------------------

@@ -122,14 +122,11 @@ class OrtBackend(Backend):
                 for g, e in zip(got, expected)):
             raise BundleError(f"{path}: graph inputs {got} do not match manifest.json (expected {expected}); "
                               "the manifest and graphs come from different exports — re-export the bundle")
-        context = session.get_modelmeta().custom_metadata_map.get("tvreid.context_length")
-        if art.role == "text_encoder" and context is not None and int(context) != self.manifest.tokenizer.context_length:
-            raise BundleError(f"{path}: the text graph was exported for {context} tokens but manifest.json says "
-                              f"{self.manifest.tokenizer.context_length}; the manifest and graphs come from different "
-                              "exports — re-export the bundle")
+        if art.role == "text_encoder":
+            self._check_text_context(session.get_modelmeta().custom_metadata_map.get("tvreid.context_length"), path)
         return session
 
-    def text_takes_prefix(self) -> bool:
+    def _text_graph_takes_prefix(self) -> bool:
         """On the CPU, when the text graph's token axis is dynamic (dmca exports since the prefix change)."""
         if self.cuda or "text_encoder" not in self._artifacts:
             return False

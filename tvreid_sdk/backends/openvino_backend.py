@@ -96,17 +96,12 @@ class OpenVinoBackend(Backend):
         return self._compiled[(role, mode)]
 
     def _check_context(self, model, art) -> None:
-        """A text graph's ``tvreid.context_length`` (ONNX metadata, kept as rt_info) must be the manifest's."""
+        """The text graph's ``tvreid.context_length`` (ONNX metadata, kept as rt_info) against the manifest."""
         key = ["framework", "tvreid.context_length"]
-        if art.role != "text_encoder" or not model.has_rt_info(key):
-            return
-        context = int(model.get_rt_info(key).astype(str))
-        if context != self.manifest.tokenizer.context_length:
-            raise BundleError(f"{self.bundle.path_of(art)}: the text graph was exported for {context} tokens but "
-                              f"manifest.json says {self.manifest.tokenizer.context_length}; the manifest and graphs "
-                              "come from different exports — re-export the bundle")
+        if art.role == "text_encoder" and model.has_rt_info(key):
+            self._check_text_context(model.get_rt_info(key).astype(str), self.bundle.path_of(art))
 
-    def text_takes_prefix(self) -> bool:
+    def _text_graph_takes_prefix(self) -> bool:
         """On the CPU, when the text graph's token axis is dynamic (GPU/NPU plugins keep the full context)."""
         if self._ov_device != "CPU" or "text_encoder" not in self._artifacts:
             return False

@@ -7,24 +7,8 @@ from tvreid_sdk.bundle import load_bundle
 from tvreid_sdk.errors import BundleError
 
 
-@pytest.fixture(scope="module")
-def int8_bundle(tmp_path_factory):
-    import torch
-
-    from export.build import export_bundle
-    from tvreid_sdk.modeling.arch import get_arch
-    from tvreid_sdk.modeling.checkpoint import save_checkpoint
-    from tvreid_sdk.modeling.clip import CLIPTowers
-
-    root = tmp_path_factory.mktemp("int8-bundle")
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(CLIPTowers(get_arch("tiny-test")).eval(), root / "tiny.safetensors", num_frames=4)
-    bundle, _ = export_bundle(ckpt, root / "bundle", int8=True, fused=False, calib_items=4, progress=lambda _: None)
-    return bundle.root
-
-
-def test_int8_precision_picks_int8_graphs_and_matches_fp32(int8_bundle):
-    bundle = load_bundle(int8_bundle)
+def test_int8_precision_picks_int8_graphs_and_matches_fp32(int8_bundle_root):
+    bundle = load_bundle(int8_bundle_root)
     b8, b32 = create_backend(bundle, "ort-cpu", precision="int8"), create_backend(bundle, "ort-cpu")
     try:
         assert b8.precision == "int8" and b32.precision == "fp32"  # fp32 stays the default on the CPU

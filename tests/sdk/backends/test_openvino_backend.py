@@ -12,20 +12,9 @@ from tvreid_sdk.text.tokenizer import get_tokenizer
 COS = {"fp32": 0.9999, "bf16": 0.99, "int8": 0.99}
 
 
-@pytest.fixture(scope="module")
-def int8_bundle(tmp_path_factory):
-    import torch
-
-    from export.build import export_bundle
-    from tvreid_sdk.modeling.arch import get_arch
-    from tvreid_sdk.modeling.checkpoint import save_checkpoint
-    from tvreid_sdk.modeling.clip import CLIPTowers
-
-    root = tmp_path_factory.mktemp("ov-bundle")
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(CLIPTowers(get_arch("tiny-test")).eval(), root / "tiny.safetensors", num_frames=4)
-    bundle, _ = export_bundle(ckpt, root / "bundle", int8=True, fused=False, calib_items=4, progress=lambda _: None)
-    return load_bundle(bundle.root)
+@pytest.fixture
+def int8_bundle(int8_bundle_root):
+    return load_bundle(int8_bundle_root)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
