@@ -1,11 +1,16 @@
 """Build the demo model and demo gallery that ship with the package (the embedded default).
 
     python -m cli.demo --out tvreid_sdk/assets [--work DIR] [--run RUN_DIR]
+    python -m cli.demo --out tvreid_sdk/assets --reexport
 
 Every step is our own code with a committed recipe and seed: render a synthetic TV-MARS-format set,
 train ``synthetic_demo`` on its training identities, export the bundle, and index the held-out
 identities' tracklets (with thumbnails, cameras and times) into a gallery. The gallery is stored in
 rollback-journal mode so it opens read-only from a non-writable install directory.
+
+``--reexport`` only re-exports the shipped bundle from its own weights with the current exporter (e.g. to give it
+a newer graph layout): the weights, and so the model id and the demo gallery, stay; every new graph must give the
+old one's embeddings before it replaces the bundle.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ DEMO_TEST_FRACTION = 0.17
 DEMO_IMAGE_SIZE = (64, 32)
 DEMO_START = 1_714_557_600.0  # 2024-05-01T10:00:00Z: synthetic clock for the demo gallery's time spans
 MAX_ASSET_BYTES = 20 * 1024 * 1024
+REEXPORT_ATOL = 1e-5  # fp32 graphs from the same weights: the export parity gate's own tolerance
 
 
 def _size(path: Path) -> int:
@@ -86,6 +92,69 @@ def build_demo(out: Path, work: Path, *, recipe: str = "synthetic_demo", log=pri
     return summary
 
 
+def reexport_demo(out: Path, *, log=print) -> dict:
+    """Re-export ``out/demo_bundle`` from its own ``weights.safetensors`` with the current exporter.
+
+    The weights are the same, so the model id is, and ``out/demo_gallery`` stays valid. Before the new bundle
+    replaces the old one, both encode the same random frames and captions through the SDK's backend (so a text graph
+    with a newer layout, e.g. the dynamic token axis, is checked as it will run) and must agree within
+    ``REEXPORT_ATOL``. The old bundle is moved aside, not deleted, until the new one is in place.
+
+    Returns:
+        ``{"model_id", "max_abs_diff": {role: float}}``.
+
+    Raises:
+        ModelFormatError: the new export's model id or embeddings differ from the shipped bundle's.
+    """
+    import numpy as np
+
+    from export.build import export_bundle
+    from tvreid_sdk import load_bundle
+    from tvreid_sdk.backends import create_backend
+    from tvreid_sdk.errors import ModelFormatError
+    from tvreid_sdk.text.tokenizer import get_tokenizer
+
+    bundle_dir = out / "demo_bundle"
+    old = load_bundle(bundle_dir)
+    old_schema = json.loads((bundle_dir / "manifest.json").read_text())["schema_version"]
+    staging = Path(tempfile.mkdtemp(prefix=".demo.", dir=out))
+    try:
+        new, _ = export_bundle(bundle_dir / "weights.safetensors", staging / "demo_bundle", progress=log,
+                               fused=False, description=old.manifest.description or None,
+                               source={"reexported_from": f"the shipped demo bundle, schema {old_schema}",
+                                       "command": "python -m cli.demo --out tvreid_sdk/assets --reexport"})
+        if new.manifest.model_id != old.manifest.model_id:
+            raise ModelFormatError(f"re-export changed the model id ({old.manifest.model_id[:12]} → "
+                                   f"{new.manifest.model_id[:12]}); the demo gallery would no longer match")
+        man = old.manifest
+        h, w = man.arch.vision.image_size
+        frames = np.random.default_rng(0).integers(0, 256, (6, man.num_frames, h, w, 3), dtype=np.uint8)
+        tok = get_tokenizer()(["a man in a red jacket walking", "woman with a blue bag", "child"])
+        diffs = {}
+        with create_backend(old, "ort-cpu") as before, create_backend(new, "ort-cpu") as after:
+            for role, run in (("video_encoder", lambda b: b.encode_video(frames)),
+                              ("frame_encoder", lambda b: b.encode_frames(frames[:, 0])),
+                              ("text_encoder", lambda b: b.encode_text_ids(tok.ids, tok.eot_index))):
+                if role in before.roles:
+                    diffs[role] = float(np.abs(run(before) - run(after)).max())
+        bad = {role: d for role, d in diffs.items() if not d <= REEXPORT_ATOL}
+        if bad:
+            raise ModelFormatError(f"the re-exported graphs differ from the shipped ones: {bad} > {REEXPORT_ATOL}")
+        bundle_dir.rename(staging / "replaced_bundle")
+        (staging / "demo_bundle").rename(bundle_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(f"re-exported {bundle_dir} (model_id {man.model_id[:12]}); max |Δ| vs the old graphs: {diffs}")
+    provenance = out / "demo_provenance.json"
+    if provenance.is_file():
+        facts = json.loads(provenance.read_text())
+        facts["assets_bytes"] = _size(bundle_dir) + _size(out / "demo_gallery")
+        facts["reexport"] = {"command": "python -m cli.demo --out tvreid_sdk/assets --reexport",
+                             "max_abs_diff": diffs}
+        provenance.write_text(json.dumps(facts, indent=2, sort_keys=True))
+    return {"model_id": man.model_id, "max_abs_diff": diffs}
+
+
 def _demo_record(i: int, trk, thumbnail: bytes):
     from tvreid_sdk import TrackletRecord
 
@@ -113,7 +182,12 @@ def main() -> None:
     parser.add_argument("--recipe", default="synthetic_demo")
     parser.add_argument("--data", type=Path, help="Reuse this rendering of the demo set (same seed and options).")
     parser.add_argument("--run", type=Path, help="Reuse (or resume) this run directory of the demo recipe.")
+    parser.add_argument("--reexport", action="store_true",
+                        help="Only re-export the shipped bundle from its own weights (the gallery stays).")
     args = parser.parse_args()
+    if args.reexport:
+        print(json.dumps(reexport_demo(args.out), indent=2))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     for name, given in (("synth", args.data), ("run", args.run)):
         link = args.work / name

@@ -126,7 +126,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, fps, ms, fr, mr in rows:
         spread_v = f" ({fr[0]:.1f}-{fr[1]:.1f})" if args.rounds > 1 else ""
-        spread_t = f" ({mr[0]:.1f}-{mr[1]:.1f})" if args.rounds > 1 else ""
+        spread_t = f" ({mr[0]:.2f}-{mr[1]:.2f})" if args.rounds > 1 else ""
         print(f"| {name} | {fps:.1f}{spread_v} | {fps / best_torch_v:.2f}x | {ms:.2f}{spread_t} | "
               f"{best_torch_t / ms:.2f}x |")
 

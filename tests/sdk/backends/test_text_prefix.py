@@ -4,7 +4,6 @@ import pytest
 
 from tvreid_sdk.backends import create_backend
 from tvreid_sdk.bundle import load_bundle
-from tvreid_sdk.assets import demo_paths
 from tvreid_sdk.text.tokenizer import get_tokenizer
 
 TEXTS = ["a man in a red jacket", "a woman with a blue bag and a black umbrella walking towards the door", "child"]
@@ -51,12 +50,20 @@ def test_each_micro_batch_is_cut_to_its_own_last_eot(tiny_bundle):
     assert seen == [int(e) + 1 for e in tok.eot_index]
 
 
-def test_a_static_77_graph_keeps_the_full_context():
-    """Bundles exported before the dynamic token axis (the shipped demo) still get all 77 columns."""
-    tok = get_tokenizer()(TEXTS[:1])
-    with create_backend(load_bundle(demo_paths().bundle), "ort-cpu") as backend:
+@pytest.mark.parametrize("name", _backends())
+def test_a_static_77_graph_keeps_the_full_context(static_text_bundle, tiny_bundle, name):
+    """Bundles exported before the dynamic token axis still get all 77 columns, and give what the dynamic graph of
+    the same weights gives."""
+    tok = get_tokenizer()(TEXTS)
+    with create_backend(load_bundle(static_text_bundle), name) as backend:
         assert not backend.text_takes_prefix()
-        assert backend.encode_text_ids(tok.ids, tok.eot_index).shape[0] == 1
+        seen = []
+        run_text = backend._run_text
+        backend._run_text = lambda ids, eot: seen.append(ids.shape) or run_text(ids, eot)
+        got = backend.encode_text_ids(tok.ids, tok.eot_index)  # [3,D]
+    assert seen == [(3, 77)]
+    with create_backend(load_bundle(tiny_bundle), name) as dynamic:
+        np.testing.assert_allclose(got, dynamic.encode_text_ids(tok.ids, tok.eot_index), rtol=0, atol=1e-5)
 
 
 def test_an_eot_outside_the_context_is_refused(tiny_bundle):

@@ -1,6 +1,9 @@
 """The manifest speaks the family contract: vector length per family, typed ``family_cfg`` read from a hand-written
-version-1 tfclip manifest, and the shipped (version-1) demo bundle still loads and searches."""
+version-1 tfclip manifest, and the demo bundle under its version-1 manifest (as it shipped before its re-export)
+still loads and searches the demo gallery."""
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -74,16 +77,31 @@ def test_the_runtime_takes_cameras_from_a_version_1_tfclip_manifest(tmp_path):
     assert no_sie.manifest.family_cfg == TfclipBundleCfg() and not _NoRun(no_sie).takes_cameras
 
 
-def test_the_shipped_version_1_demo_bundle_loads_and_searches():
-    paths = demo_paths()
-    assert json.loads((paths.bundle / "manifest.json").read_text())["schema_version"] == 1
-    bundle = load_bundle(paths.bundle)
+def _demo_under_its_version_1_manifest(tmp_path: Path) -> Path:
+    """The shipped demo's files under the version-1 manifest it shipped with (``fixtures/manifest_v1_demo.json``,
+    verbatim but for each artifact's digest and size, which now name the re-exported files)."""
+    root = tmp_path / "demo-v1"
+    shutil.copytree(demo_paths().bundle, root)
+    data = json.loads((FIXTURES / "manifest_v1_demo.json").read_text())
+    for art in data["artifacts"]:
+        blob = (root / art["path"]).read_bytes()
+        art.update(sha256=hashlib.sha256(blob).hexdigest(), size=len(blob))
+    (root / "manifest.json").write_text(json.dumps(data))
+    return root
+
+
+def test_the_demo_bundle_under_its_version_1_manifest_loads_and_searches(tmp_path):
+    root = _demo_under_its_version_1_manifest(tmp_path)
+    assert json.loads((root / "manifest.json").read_text())["schema_version"] == 1
+    bundle = load_bundle(root)
     assert bundle.manifest.schema_version == 2 and bundle.manifest.family_cfg is None
     with Encoder.from_bundle(bundle, backend="ort-cpu") as encoder, \
-            Gallery.open(paths.gallery, model_id=bundle.manifest.model_id, readonly=True) as gallery:
+            Gallery.open(demo_paths().gallery, model_id=bundle.manifest.model_id, readonly=True) as gallery:
         query = encoder.encode_text("man in red jacket walking")
         assert query.shape == (1, encoder.embed_dim) == (1, 64)
         np.testing.assert_allclose(np.linalg.norm(query), 1.0, atol=1e-5)
         hits = gallery.search(query, k=5)[0]
         assert len(hits) == 5 and hits[0].score >= hits[-1].score
         assert gallery.model_id == encoder.model_id
+        with Encoder.from_bundle(demo_paths().bundle, backend="ort-cpu") as current:
+            np.testing.assert_array_equal(current.encode_text("man in red jacket walking"), query)
