@@ -29,6 +29,7 @@ DEMO_TEST_FRACTION = 0.17
 DEMO_IMAGE_SIZE = (64, 32)
 DEMO_START = 1_714_557_600.0  # 2024-05-01T10:00:00Z: synthetic clock for the demo gallery's time spans
 MAX_ASSET_BYTES = 20 * 1024 * 1024
+REEXPORT_COMMAND = "python -m cli.demo --out tvreid_sdk/assets --reexport"
 REEXPORT_ATOL = 1e-5  # fp32 graphs from the same weights: the export parity gate's own tolerance
 
 
@@ -122,7 +123,7 @@ def reexport_demo(out: Path, *, log=print) -> dict:
         new, _ = export_bundle(bundle_dir / "weights.safetensors", staging / "demo_bundle", progress=log,
                                fused=False, description=old.manifest.description or None,
                                source={"reexported_from": f"the shipped demo bundle, schema {old_schema}",
-                                       "command": "python -m cli.demo --out tvreid_sdk/assets --reexport"})
+                                       "command": REEXPORT_COMMAND})
         if new.manifest.model_id != old.manifest.model_id:
             raise ModelFormatError(f"re-export changed the model id ({old.manifest.model_id[:12]} → "
                                    f"{new.manifest.model_id[:12]}); the demo gallery would no longer match")
@@ -149,8 +150,7 @@ def reexport_demo(out: Path, *, log=print) -> dict:
     if provenance.is_file():
         facts = json.loads(provenance.read_text())
         facts["assets_bytes"] = _size(bundle_dir) + _size(out / "demo_gallery")
-        facts["reexport"] = {"command": "python -m cli.demo --out tvreid_sdk/assets --reexport",
-                             "max_abs_diff": diffs}
+        facts["reexport"] = {"command": REEXPORT_COMMAND, "max_abs_diff": diffs}
         provenance.write_text(json.dumps(facts, indent=2, sort_keys=True))
     return {"model_id": man.model_id, "max_abs_diff": diffs}
 
